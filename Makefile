@@ -1,0 +1,24 @@
+# The one place that holds the commands. Each target does all set-up first (idempotent, cached in
+# the ignored folder .testbed/); set COMFYUI_DIR=/path/to/ComfyUI to use your own checkout instead.
+PYTHON ?= python3
+TESTBED := $(PYTHON) scripts/testbed.py
+
+.PHONY: setup test test-fast demo bench clean
+
+setup:
+	$(TESTBED) setup
+
+test:            ## the whole suite (what CI runs)
+	$(TESTBED) test
+
+test-fast:       ## skip the slow SDXL-size tests
+	$(TESTBED) test -m "not slow"
+
+demo:            ## the main job: start ComfyUI with the pack, run the LCM example, write PNGs + timing table
+	$(TESTBED) demo
+
+bench:           ## speed table (JSON in bench-results/)
+	$(TESTBED) bench $(BENCH_ARGS)
+
+clean:           ## remove the test bed (venv, ComfyUI tree, generated models)
+	rm -rf .testbed

@@ -1,0 +1,155 @@
+"""Node classes for LCM sampling: the all-in-one LCM Sampler, and SIGMAS / SAMPLER nodes for
+SamplerCustom and SamplerCustomAdvanced. Thin: validate, clone, patch, call ComfyUI's own sampling."""
+from __future__ import annotations
+
+import logging
+
+import comfy.sample
+import comfy.utils
+import latent_preview
+
+from . import lcm_math
+from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent, fix_empty_latent_channels,
+                           lcm_sampler, lcm_sigmas, patch_lcm_sampling)
+
+log = logging.getLogger("lcm_kit")
+CATEGORY = "LCM Kit/sampling"
+SAMPLERS = ["lcm", "tcd"]
+
+
+def _steps_input():
+    return ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
+                    "Denoising steps. 4 is the sweet spot for LCM; 2 for interactive drafting, 8 for final "
+                    "output, 1 only for previews."})
+
+
+def _strength_input():
+    return ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
+                      "img2img strength: 1.0 = text-to-image (start from noise). 0.3-0.5 keeps close to the "
+                      "input image, 0.7-0.9 lets the model reimagine it. Needs strength × original_inference_steps "
+                      "≥ steps."})
+
+
+def _original_steps_input():
+    return ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip":
+                    "The step grid the LCM was distilled on. 50 for every published LCM and LCM-LoRA; change "
+                    "only for a model distilled otherwise."})
+
+
+def _sampler_inputs():
+    return {
+        "sampler": (SAMPLERS, {"default": "lcm", "tooltip":
+                               "lcm: classic Latent Consistency sampling (diffusers LCMScheduler). tcd: Trajectory "
+                               "Consistency Distillation sampling (diffusers TCDScheduler), for TCD models/LoRAs; "
+                               "uses gamma."}),
+        "gamma": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                            "TCD only: stochasticity. 0 = deterministic, more detail; higher = smoother; 0.3 is "
+                            "TCD's default. Ignored by lcm."}),
+    }
+
+
+class LCMSampler:
+    DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
+                   "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
+                   "LCM-LoRA Loader; works with any ControlNet conditioning. Text-to-image from an Empty Latent "
+                   "Image, img2img from a VAE Encode with strength < 1.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "An LCM model: an LCM checkpoint, or a checkpoint through the LCM-LoRA "
+                                           "Loader. LCM's model sampling is set here; no ModelSamplingDiscrete needed."}),
+            "positive": ("CONDITIONING", {"tooltip": "Prompt conditioning (ControlNet-applied conditioning works)."}),
+            "negative": ("CONDITIONING", {"tooltip": "Only used when cfg > 1; at cfg 1.0 one model pass per step."}),
+            "latent_image": ("LATENT", {"tooltip": "Empty Latent Image for text-to-image, or a VAE-encoded image "
+                                                   "for img2img (set strength). A noise mask is respected."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                             "tooltip": "Seed for the start noise and each step's re-noising."}),
+            "steps": _steps_input(),
+            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip":
+                              "Classifier-free guidance. LCM was trained with low guidance: keep 1.0-2.0 (1.0 is "
+                              "twice as fast). Higher values wash out or add artifacts; above 2 you get a warning."}),
+            "strength": _strength_input(),
+            **_sampler_inputs(),
+            "original_inference_steps": _original_steps_input(),
+            "steps_preset": (list(lcm_math.STEP_PRESETS), {"default": "custom (use steps)", "tooltip":
+                             "The tutorial's quality-vs-speed table; anything but custom overrides steps: preview "
+                             "1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
+        }}
+
+    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, strength, sampler, gamma,
+               original_inference_steps, steps_preset="custom (use steps)"):
+        if steps_preset not in lcm_math.STEP_PRESETS:
+            raise ValueError(f"unknown steps_preset {steps_preset!r}; valid: {', '.join(lcm_math.STEP_PRESETS)}")
+        steps = lcm_math.STEP_PRESETS[steps_preset] or steps
+        samples = latent_image["samples"]
+        check_latent_channels(model, samples)
+        ensure_finite_latent(samples)
+
+        patched = patch_lcm_sampling(model, original_inference_steps)
+        sigmas = lcm_sigmas(patched, steps, strength, original_inference_steps)
+        sampler_obj = lcm_sampler(sampler, gamma)
+        warnings = [w for w in [cfg_warning(cfg)] if w]
+        for w in warnings:
+            log.warning("LCM Sampler: %s", w)
+
+        samples = fix_empty_latent_channels(patched, samples)
+        noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
+        callback = latent_preview.prepare_callback(patched, sigmas.shape[-1] - 1, {})
+        out_samples = comfy.sample.sample_custom(
+            patched, noise, cfg, sampler_obj, sigmas, positive, negative, samples,
+            noise_mask=latent_image.get("noise_mask"), callback=callback,
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+        out = latent_image.copy()
+        out["samples"] = out_samples
+        return {"ui": {"lcm_kit_warnings": warnings}, "result": (out,)}
+
+
+class LCMScheduler:
+    DESCRIPTION = ("LCM timesteps as SIGMAS for SamplerCustom / SamplerCustomAdvanced, exactly diffusers' "
+                   "LCMScheduler.set_timesteps(steps, strength). Pair with the LCM / TCD Sampler node.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SIGMAS",)
+    FUNCTION = "get_sigmas"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The model to sample; its noise schedule gives the sigmas."}),
+            "steps": _steps_input(),
+            "strength": _strength_input(),
+            "original_inference_steps": _original_steps_input(),
+        }}
+
+    def get_sigmas(self, model, steps, strength, original_inference_steps):
+        return (lcm_sigmas(model, steps, strength, original_inference_steps),)
+
+
+class LCMSamplerSelect:
+    DESCRIPTION = ("The LCM (or TCD) sampler as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. With the "
+                   "LCM Scheduler's SIGMAS it gives the same latents as the all-in-one LCM Sampler.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": _sampler_inputs()}
+
+    def get_sampler(self, sampler, gamma):
+        return (lcm_sampler(sampler, gamma),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LCMKitSampler": LCMSampler,
+    "LCMKitScheduler": LCMScheduler,
+    "LCMKitSamplerSelect": LCMSamplerSelect,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LCMKitSampler": "LCM Sampler (LCM Kit)",
+    "LCMKitScheduler": "LCM Scheduler (LCM Kit)",
+    "LCMKitSamplerSelect": "LCM / TCD Sampler (LCM Kit)",
+}

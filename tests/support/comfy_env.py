@@ -72,8 +72,8 @@ class MessageSink:
 _BOOTED: dict = {}
 
 
-def bootstrap(base: Path) -> None:
-    """Import ComfyUI into this process with --cpu and `base` as its base directory, then load the
+def bootstrap(base: Path, cpu: bool = True) -> None:
+    """Import ComfyUI into this process (--cpu unless told otherwise) with `base` as its base directory, then load the
     built-in extra nodes and the custom nodes under base/custom_nodes (our pack among them)."""
     if _BOOTED:
         if _BOOTED["base"] != base:
@@ -85,7 +85,7 @@ def bootstrap(base: Path) -> None:
     import comfy.options
     comfy.options.enable_args_parsing(False)
     from comfy.cli_args import LatentPreviewMethod, args
-    args.cpu = True
+    args.cpu = cpu
     args.base_directory = str(base)
     args.preview_method = LatentPreviewMethod.Latent2RGB
     # `utils` must be ComfyUI's utils/ package (before anything imports comfy/utils.py as `utils`);

@@ -3,7 +3,7 @@
 PYTHON ?= python3
 TESTBED := $(PYTHON) scripts/testbed.py
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo bench clean examples
 
 setup:
 	$(TESTBED) setup
@@ -22,3 +22,6 @@ bench:           ## speed table (JSON in bench-results/)
 
 clean:           ## remove the test bed (venv, ComfyUI tree, generated models)
 	rm -rf .testbed
+
+examples:        ## regenerate example_workflows/*.json from scripts/example_workflows.py
+	$(TESTBED) python scripts/example_workflows.py

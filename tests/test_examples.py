@@ -1,0 +1,106 @@
+"""The example workflows: they load (UI format → API prompt with the server's /object_info widget order),
+validate and run end to end on the tiny models through the real server, and ComfyUI lists them.
+
+Model names in the examples are the common public file names; here they are links to the tiny models.
+Latent sizes are capped at 128² (SDXL 256²) to keep CPU time low; nothing else is changed.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from support import tiny_models
+from support.workflows import ui_to_api
+
+pytestmark = pytest.mark.server
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
+FIRST_RELEASE = sorted((REPO / "tests" / "fixtures").glob("workflow_*.json"))
+PUBLIC_NAMES = {
+    "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
+    "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
+    "controlnet/control_v11p_sd15_canny.safetensors": "controlnet/tiny-sd15-controlnet.safetensors",
+}
+SDXL_NAMES = {
+    "checkpoints/sd_xl_base_1.0.safetensors": "checkpoints/tiny-sdxl.safetensors",
+    "loras/lcm-lora-sdxl.safetensors": "loras/tiny-sdxl-lcm-kohya.safetensors",
+    "loras/pixel-art-xl.safetensors": "loras/tiny-sdxl-style-peft.safetensors",
+}
+
+
+def uses_sdxl(workflow: dict) -> bool:
+    text = json.dumps(workflow)
+    return any(Path(k).name in text for k in SDXL_NAMES)
+
+
+@pytest.fixture(scope="module")
+def public_models(comfy, base_dir):
+    def link(names: dict):
+        files = tiny_models.ensure(*names.values())
+        for public, tiny in names.items():
+            dest = base_dir / "models" / public
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                dest.symlink_to(files[tiny])
+    link(PUBLIC_NAMES)
+    gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype("uint8")
+    Image.fromarray(gradient).save(base_dir / "input" / "example.png")
+    return link
+
+
+def cap_sizes(prompt: dict, cap: int) -> dict:
+    for node in prompt.values():
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"]["width"] = min(node["inputs"]["width"], cap)
+            node["inputs"]["height"] = min(node["inputs"]["height"], cap)
+    return prompt
+
+
+def run_workflow(server, path: Path, public_models, base_dir):
+    workflow = json.loads(path.read_text())
+    sdxl = uses_sdxl(workflow)
+    if sdxl:
+        public_models(SDXL_NAMES)
+    prompt = cap_sizes(ui_to_api(workflow, server.get("/object_info")), 256 if sdxl else 128)
+    hist = server.wait_history(server.queue(prompt, str(uuid.uuid4())), timeout=600)
+    assert hist["status"]["status_str"] == "success", json.dumps(hist["status"], indent=1)[:3000]
+    images = [img for out in hist["outputs"].values() for img in out.get("images", []) if img["type"] == "output"]
+    assert images, f"{path.name} saved no image"
+    for img in images:
+        assert (base_dir / "output" / img["subfolder"] / img["filename"]).exists()
+
+
+def test_there_are_examples():
+    assert len(EXAMPLES) >= 5
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if uses_sdxl(json.loads(p.read_text())) else [])
+    for p in EXAMPLES])
+def test_example_runs_end_to_end(server, public_models, base_dir, path):
+    run_workflow(server, path, public_models, base_dir)
+
+
+@pytest.mark.parametrize("path", FIRST_RELEASE, ids=lambda p: p.stem)
+def test_workflow_saved_with_first_release_still_runs(server, public_models, base_dir, path):
+    run_workflow(server, path, public_models, base_dir)
+
+
+def test_examples_are_listed_as_templates(server):
+    listed = server.get("/api/workflow_templates")
+    assert sorted(listed.get("lcm-kit", [])) == sorted(p.stem for p in EXAMPLES)
+    first = EXAMPLES[0]
+    served = server.get(f"/api/workflow_templates/lcm-kit/{first.name}")
+    assert served == json.loads(first.read_text())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_explains_itself_in_a_note(path):
+    notes = [n for n in json.loads(path.read_text())["nodes"] if n["type"] in ("Note", "MarkdownNote")]
+    assert notes and len(notes[0]["widgets_values"][0]) > 60

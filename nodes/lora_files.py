@@ -5,13 +5,14 @@ A `.safetensors` header (8-byte length + JSON with every tensor's dtype, shape a
 all of that without reading a single tensor, so the whole loras folder can be scanned cheaply and a
 bad file is rejected before anything is loaded. Inspections are cached by (path, size, mtime).
 
-Signals used (measured on the published LCM-LoRAs and on kohya / diffusers / PEFT style LoRAs):
+Signals used:
 - base model: the input width of the UNet cross-attention keys/values (`attn2.to_k`, `attn2.to_v`) is
   the text-embedding width: 768 SD1.x, 1024 SD2.x, 2048 SDXL family; a second text encoder
   (`lora_te2_…`, `text_encoder_2.…`) also means SDXL;
-- LCM-LoRA: the consistency distillation trains the whole UNet, so the file covers the ResNet
-  convolutions (3×3 conv LoRAs) besides attention, at rank ≥ 8 (64 in the published ones), and it
-  covers nearly every layer of the UNet (coverage is measured against the model by the caller).
+- LCM-LoRA: consistency distillation trains the whole UNet, so the file covers the ResNet 3×3
+  convolutions besides attention, at rank ≥ 8 (the published LCM-LoRAs have kohya-layout keys over the
+  whole UNet); most style LoRAs touch attention only. How much of the model's UNet a file
+  covers is measured against the model by the caller (`lora_nodes.find_lcm_lora`).
 """
 from __future__ import annotations
 

@@ -290,6 +290,36 @@ def test_loader_auto_uses_the_loras_folder(lora, sd15, base_dir, sdxl_lora, bad_
     assert not no_key_warnings(caplog)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ckpt", ["tiny-sdxl.safetensors", "tiny-ssd1b.safetensors"])
+def test_auto_on_the_sdxl_family(lora, sdxl_models, base_dir, caplog, ckpt):
+    """SDXL: auto picks an SDXL LCM-LoRA (the SD1.5 ones are for another architecture). SSD-1B has a
+    subset of SDXL's layers: an SDXL LCM-LoRA is not a fit for auto (it names the near miss); picked by
+    name it applies to the layers SSD-1B has and says how many matched nothing."""
+    import comfy.sd
+    import folder_paths
+    lora_nodes, lora_files = lora
+    caplog.set_level(logging.INFO)
+    model = comfy.sd.load_checkpoint_guess_config(folder_paths.get_full_path("checkpoints", ckpt),
+                                                  output_vae=False, output_clip=False)[0]
+    with pytest.raises(ValueError, match=r"this LoRA is for SD1\.5, the model is SDXL"):
+        lora_nodes.LCMLoraLoader().load(model, LCM_FILES[0], 1.0)
+    if ckpt == "tiny-sdxl.safetensors":
+        out = lora_nodes.LCMLoraLoader().load(model, "auto", 1.0)
+        picked = out["ui"]["text"][0][len("auto: "):].split(":")[0]
+        assert picked in ("tiny-sdxl-lcm-kohya.safetensors", "tiny-sdxl-lcm-peft.safetensors")
+        modules = lora_files.inspect_file(str(base_dir / "models" / "loras" / picked)).unet_modules
+        # The tiny SDXL LoRAs name label_emb under both of diffusers' names for it: one weight each.
+        weights = {m.replace("class_embedding", "add_embedding") for m in modules}
+        assert len(out["result"][0].patches) == len(weights) < len(modules)
+        assert not no_key_warnings(caplog)
+    else:
+        with pytest.raises(ValueError, match=r"no LCM-LoRA for SDXL .*tiny-sdxl-lcm-kohya\.safetensors \(fits \d+%"):
+            lora_nodes.LCMLoraLoader().load(model, "auto", 1.0)
+        out = lora_nodes.LCMLoraLoader().load(model, SDXL_LCM, 1.0)
+        assert "match nothing in this model" in out["ui"]["text"][0] and out["result"][0].patches
+
+
 # --------------------------------------------------------------------------------------------------
 # Bad input: a clear ValueError naming the file and the fix; nothing read that need not be
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 
 import pytest
 import torch
@@ -359,7 +358,7 @@ def test_lora_matching_no_key_is_an_error(lora, sd15, bad_loras):
         lora_nodes.LCMApplyLoraStack().apply(sd15[0], [("bad/nomatch.safetensors", 1.0, 1.0)], clip=sd15[1])
 
 
-def test_strength_zero_applies_nothing_and_reads_nothing(lora, sd15, pack):
+def test_strength_zero_applies_nothing_and_reads_nothing(lora, sd15):
     lora_nodes, lora_files = lora
     model, clip = sd15
     reads = sum(lora_files.READS.values())

@@ -235,9 +235,9 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
     """The name (a key of `files`: name -> path) of the LCM-LoRA that fits `model`, chosen by file content.
 
     A candidate looks like an LCM-LoRA (UNet-wide, ResNet convs included, rank ≥ 8), has the model's
-    cross-attention width, and its layers cover the model's UNet (coverage × precision ≥ 0.8). Ranked by
-    that fit, then files without a text-encoder part or kohya training metadata (style LoRAs have them),
-    then by name."""
+    cross-attention width, and its layers cover the model's UNet (coverage × precision ≥ 0.8). A kohya
+    LoCon style LoRA can cover as much, so candidates without kohya training metadata (`ss_*`) come first,
+    then those without a text-encoder part (the published LCM-LoRAs have neither), then by fit, then name."""
     ctx = model_context_dim(model)
     key_map = lora_key_map(model, None)
     lora_able = _lora_able_unet_weights(model)
@@ -262,7 +262,7 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
         if fit < MIN_LCM_FIT:
             weak.append(f"{name} (fits {fit:.0%} of this model's layers)")
             continue
-        ranked.append(((fit, not info.te_modules, not info.training_metadata), name))
+        ranked.append(((not info.training_metadata, not info.te_modules, fit), name))
     if not ranked:
         family = lora_files.family_for_context_dim(ctx)
         found = "; ".join(elsewhere + weak) or "none"

@@ -260,6 +260,7 @@ def test_malformed_stack_entry_is_a_clear_error(lora, sd15):
 # --------------------------------------------------------------------------------------------------
 
 def test_auto_picks_the_lcm_lora_by_content_not_by_name(lora, sd15, base_dir, sdxl_lora, tmp_path):
+    from safetensors.torch import load_file, save_file
     lora_nodes, _ = lora
     loras = base_dir / "models" / "loras"
     decoy = {  # misleading names: the style LoRA called lcm, the LCM-LoRA called something else
@@ -270,9 +271,13 @@ def test_auto_picks_the_lcm_lora_by_content_not_by_name(lora, sd15, base_dir, sd
     files = {n: str(p) for n, p in decoy.items()}
     (tmp_path / "broken.safetensors").write_bytes(b"\x01" * 20)
     files["broken.safetensors"] = str(tmp_path / "broken.safetensors")
+    # A kohya-trained LoCon covers as many layers as an LCM-LoRA; its training metadata gives it away.
+    locon = tmp_path / "a-locon.safetensors"
+    save_file(load_file(str(loras / LCM_FILES[0])), str(locon), metadata={"ss_network_module": "networks.lora"})
+    files[locon.name] = str(locon)
     assert lora_nodes.find_lcm_lora(sd15[0], files) == "my-helper.safetensors"
 
-    del files["my-helper.safetensors"]
+    del files["my-helper.safetensors"], files[locon.name]
     with pytest.raises(ValueError, match=r"no LCM-LoRA for SD1\.5.*lcm-lora-sdxl\.safetensors \(SDXL\)"):
         lora_nodes.find_lcm_lora(sd15[0], files)
 

@@ -149,6 +149,23 @@ def _empty_rows(lora_nodes, start=1):
     return rows
 
 
+def test_key_map_is_cores_plus_plain_attention_aliases(lora, sd15):
+    """Core's own map, unchanged, plus `….to_q` / `….to_out(.0)` for core's `….processor.to_q` entries,
+    pointing at the same weights (no second key mapper)."""
+    import comfy.lora
+    lora_nodes, _ = lora
+    model, clip = sd15
+    core = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, comfy.lora.model_lora_keys_unet(model.model, {}))
+    ours = lora_nodes.lora_key_map(model, clip)
+    assert all(ours[k] == v for k, v in core.items())
+    extra = {k: v for k, v in ours.items() if k not in core}
+    assert extra and "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0" in extra
+    for k, v in extra.items():
+        base = k[:-2] if k.endswith(".to_out.0") else k
+        head, _, proj = base.rpartition(".to_")
+        assert core[f"{head}.processor.to_{proj}"] == v
+
+
 def test_loader_sets_lcm_model_sampling(lora, sd15, pack):
     import sys
     lora_nodes, _ = lora

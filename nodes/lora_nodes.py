@@ -308,6 +308,19 @@ def normalize_stack(stack) -> list[tuple[str, float, float]]:
     return out
 
 
+def validate_lora_names(*names) -> bool | str:
+    """VALIDATE_INPUTS: a saved workflow naming a LoRA this user lacks gets a message that names the file
+    and the folder to put it in (core's own check only says "value not in list")."""
+    for name in names:
+        if name in (AUTO, NONE, None):
+            continue
+        try:
+            lora_path(name)
+        except ValueError as e:
+            return str(e)
+    return True
+
+
 def _ui(lines: list[str], result: tuple) -> dict:
     return {"ui": {"text": lines}, "result": result}
 
@@ -352,6 +365,10 @@ class LCMLoraLoader:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, lora_name):
+        return validate_lora_names(lora_name)
+
     def load(self, model, lora_name, strength, clip=None):
         if strength == 0:   # nothing applied, no file read (not even for auto)
             applied = Applied(lora_name, 0.0, 0.0, note="skipped: strength 0")
@@ -394,6 +411,10 @@ class LCMLoraStack:
         return {"required": required, "optional": {
             "lora_stack": ("LORA_STACK", {"tooltip": "Chain stacks: an incoming LORA_STACK (from any pack) goes first."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, lora_name_1, lora_name_2, lora_name_3, lora_name_4):
+        return validate_lora_names(lora_name_1, lora_name_2, lora_name_3, lora_name_4)
 
     def stack(self, lora_stack=None, **rows):
         out = normalize_stack(lora_stack)

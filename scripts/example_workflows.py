@@ -175,6 +175,23 @@ def sdxl_768() -> Workflow:
     return w
 
 
+def style_stack() -> Workflow:
+    w = Workflow("LCM-LoRA + style LoRA stack (SDXL, 4 steps).\n\nThe LCM-LoRA makes the model fast; the LoRA "
+                 "Stack adds style LoRAs, each with its own weight (pixel-art-xl at 0.8, as in the LCM-LoRA "
+                 "announcement). LORA_STACK is the same type Efficiency Nodes / Comfyroll use: their stacks plug "
+                 "in here and ours into their loaders. Style LoRAs usually look best at 0.5-0.8 with LCM.")
+    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SDXL_CKPT)
+    lora = lcm_lora(w, ckpt, SDXL_LCM_LORA)
+    stack = w.node("LCMKitLoraStack", lora_name_1=SDXL_STYLE_LORA, strength_model_1=0.8, strength_clip_1=1.0)
+    applied = w.node("LCMKitApplyLoraStack", model=lora[0], clip=lora[1], lora_stack=stack[0])
+    pos, neg = prompt_pair(w, applied[1], "pixel art, a red fox in a snowy forest")
+    latent = w.node("EmptyLatentImage", width=768, height=768, batch_size=1)
+    s = w.node("LCMKitSampler", model=applied[0], positive=pos[0], negative=neg[0], latent_image=latent[0],
+               seed=11, steps=4, cfg=1.0)
+    decode_save(w, s[0], ckpt[2], "lcm_style_stack")
+    return w
+
+
 def img2img() -> Workflow:
     w = Workflow("LCM img2img by strength.\n\nstrength 0.3-0.5 keeps close to the input image, 0.7-0.9 lets the "
                  "model reimagine it. strength x 50 must be at least steps (the node says the lowest strength "
@@ -229,6 +246,7 @@ def sampler_custom_advanced() -> Workflow:
 EXAMPLES = {
     "lcm_lora_sd15_txt2img": sd15_txt2img,
     "lcm_lora_sdxl_768": sdxl_768,
+    "lcm_lora_style_stack": style_stack,
     "lcm_img2img": img2img,
     "lcm_controlnet": controlnet,
     "lcm_sampler_custom_advanced": sampler_custom_advanced,

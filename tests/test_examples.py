@@ -104,3 +104,17 @@ def test_examples_are_listed_as_templates(server):
 def test_every_example_explains_itself_in_a_note(path):
     notes = [n for n in json.loads(path.read_text())["nodes"] if n["type"] in ("Note", "MarkdownNote")]
     assert notes and len(notes[0]["widgets_values"][0]) > 60
+
+
+def test_missing_model_file_names_the_file_and_its_folder(server, public_models):
+    """A shared workflow naming a LoRA this user lacks: the validation message says which file and where."""
+    import urllib.error
+    workflow = json.loads((REPO / "example_workflows" / "lcm_lora_sd15_txt2img.json").read_text())
+    prompt = ui_to_api(workflow, server.get("/object_info"))
+    loader = next(n for n in prompt.values() if n["class_type"] == "LCMKitLoraLoader")
+    loader["inputs"]["lora_name"] = "lcm-lora-missing.safetensors"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        server.queue(prompt, str(uuid.uuid4()))
+    body = json.loads(info.value.read())
+    details = json.dumps(body["node_errors"])
+    assert "lcm-lora-missing.safetensors" in details and "loras folder" in details and "models" in details

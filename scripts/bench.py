@@ -32,6 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "scripts"))
 
+import logging  # noqa: E402
+
+logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
+
 from support import comfy_env, tiny_models  # noqa: E402
 
 STEPS = (1, 2, 4, 8)

@@ -1,5 +1,6 @@
-"""`make demo`: start ComfyUI (test bed or COMFYUI_DIR) with the pack, run the LCM text-to-image workflow
-through the HTTP API at the tutorial's 1 / 2 / 4 / 8 steps, write the PNGs and print a timing table.
+"""`make demo`: start ComfyUI (test bed or COMFYUI_DIR) with the pack, run the LCM example workflow
+(example_workflows/lcm_lora_sd15_txt2img.json) through the HTTP API at the tutorial's 1 / 2 / 4 / 8 steps,
+write the PNGs and print a timing table.
 
 By default it runs on the tiny generated SD1.5 model (random weights: the images are noise-like
 patterns, the point is the pipeline and the timings). To run on your own models, point COMFYUI_DIR at
@@ -10,6 +11,7 @@ your ComfyUI and name the files in its models folders:
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,32 +22,39 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import logging  # noqa: E402
+
+logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
+
 from support import comfy_env, tiny_models  # noqa: E402
+from support.workflows import ui_to_api  # noqa: E402
 
 OUT = REPO / "demo-output"
 STEPS = (1, 2, 4, 8)
 
 
-def lcm_prompt(ckpt: str, lora: str | None, steps: int, size: int, seed: int, prefix: str) -> dict:
-    model, clip = ["ckpt", 0], ["ckpt", 1]
-    g = {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}}}
-    if lora:
-        g["lora"] = {"class_type": "LoraLoader", "inputs": {"model": model, "clip": clip, "lora_name": lora,
-                                                            "strength_model": 1.0, "strength_clip": 1.0}}
-        model, clip = ["lora", 0], ["lora", 1]
-    g.update({
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {
-            "text": "a photo of a red fox in a snowy forest, golden hour, detailed", "clip": clip}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": clip}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-        "sampler": {"class_type": "LCMKitSampler", "inputs": {
-            "model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
-            "seed": seed, "steps": steps, "cfg": 1.0, "strength": 1.0, "sampler": "lcm", "gamma": 0.3,
-            "original_inference_steps": 50, "steps_preset": "custom (use steps)"}},
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
-        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
-    })
-    return g
+EXAMPLE = REPO / "example_workflows" / "lcm_lora_sd15_txt2img.json"
+PUBLIC_CKPT, PUBLIC_LORA = "v1-5-pruned-emaonly.safetensors", "lcm-lora-sdv1-5.safetensors"
+
+
+def lcm_prompt(server, ckpt: str, lora: str | None, steps: int, size: int, seed: int, prefix: str) -> dict:
+    """The SD1.5 LCM-LoRA example workflow as an API prompt (widget order from the server's /object_info),
+    with the models, steps, size, seed and file prefix of this run."""
+    prompt = ui_to_api(json.loads(EXAMPLE.read_text()), server.get("/object_info"))
+    for node in prompt.values():
+        inputs, kind = node["inputs"], node["class_type"]
+        if kind == "CheckpointLoaderSimple":
+            inputs["ckpt_name"] = ckpt
+        elif kind == "LCMKitLoraLoader":
+            inputs["lora_name"] = lora or "auto"
+            inputs["strength"] = 1.0 if lora else 0.0
+        elif kind == "EmptyLatentImage":
+            inputs["width"] = inputs["height"] = size
+        elif kind == "LCMKitSampler":
+            inputs["steps"], inputs["seed"] = steps, seed
+        elif kind == "SaveImage":
+            inputs["filename_prefix"] = prefix
+    return prompt
 
 
 def main() -> int:
@@ -87,17 +96,17 @@ def main() -> int:
         client = str(uuid.uuid4())
         # Warm-up: loads the checkpoint and LoRA once, as a user's first run does.
         t0 = time.perf_counter()
-        server.wait_history(server.queue(lcm_prompt(ckpt, lora, 1, size, 0, "lcm_kit_demo_warmup"), client))
+        server.wait_history(server.queue(lcm_prompt(server, ckpt, lora, 1, size, 0, "lcm_kit_demo_warmup"), client))
         warmup = time.perf_counter() - t0
         for steps in STEPS:
-            prompt = lcm_prompt(ckpt, lora, steps, size, 42, f"lcm_kit_demo_{steps}steps")
+            prompt = lcm_prompt(server, ckpt, lora, steps, size, 42, f"lcm_kit_demo_{steps}steps")
             t0 = time.perf_counter()
             hist = server.wait_history(server.queue(prompt, client))
             elapsed = time.perf_counter() - t0
             if hist["status"]["status_str"] != "success":
                 print(f"error: the {steps}-step run failed: {hist['status']}", file=sys.stderr)
                 return 1
-            for img in hist["outputs"]["save"]["images"]:
+            for img in (i for out in hist["outputs"].values() for i in out.get("images", [])):
                 src = base / "output" / img["subfolder"] / img["filename"]
                 shutil.copy(src, OUT / img["filename"])
                 rows.append((steps, elapsed, OUT / img["filename"]))

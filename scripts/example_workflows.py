@@ -13,6 +13,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import logging  # noqa: E402
+
+logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
+
 from support import comfy_env  # noqa: E402
 from support.workflows import has_control_value, input_specs, is_widget  # noqa: E402
 

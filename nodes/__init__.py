@@ -14,3 +14,7 @@ def _register(module) -> None:
 from . import sampler_nodes  # noqa: E402
 
 _register(sampler_nodes)
+
+from . import lcm_checkpoint_nodes  # noqa: E402
+
+_register(lcm_checkpoint_nodes)

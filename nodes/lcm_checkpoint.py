@@ -161,10 +161,19 @@ def _finish(model, cond_proj, guidance: float, name: str, clip=None, vae=None, o
 
 def load_lcm_checkpoint(path: str, guidance: float = 8.0, embedding_directory=None) -> LoadedLCM:
     """A single-file checkpoint through core's loader, with its guidance embedding put back and LCM's model
-    sampling set. Without a cond_proj weight the model is core's (plus LCM sampling) and a note says so."""
-    cond_proj = read_cond_proj(path)
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
-        path, output_vae=True, output_clip=True, embedding_directory=embedding_directory)
+    sampling set. Without a cond_proj weight the model is core's (plus LCM sampling) and a note says so.
+
+    The weight is taken out of the state dict before core sees it, so core's "unet unexpected" warning
+    about it (misleading here: the weight is used) does not appear."""
+    sd, metadata = comfy.utils.load_torch_file(path, return_metadata=True)
+    key = find_cond_proj_key(sd.keys())
+    cond_proj = sd.pop(key) if key else None
+    out = comfy.sd.load_state_dict_guess_config(sd, output_vae=True, output_clip=True,
+                                                embedding_directory=embedding_directory, metadata=metadata)
+    if out is None:
+        raise LCMCheckpointError(f"ComfyUI could not detect the model type of {path}: not a Stable Diffusion "
+                                 f"checkpoint. A diffusers unet/ folder goes to the LCM UNet Loader.")
+    model, clip, vae = out[:3]
     return _finish(model, cond_proj, guidance, os.path.basename(path), clip, vae)
 
 

@@ -7,7 +7,9 @@ folder `diffusion_models/tiny-sd15-lcm-unet/`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 
 import pytest
 import torch
@@ -40,13 +42,33 @@ def ckpt(pack):
     return pack.nodes.lcm_checkpoint
 
 
+@contextlib.contextmanager
+def captured_log():
+    """The messages logged (root logger, WARNING and up) inside the block."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
 @pytest.fixture(scope="module")
-def core_model(lcm_files):
-    """The LCM checkpoint as core's CheckpointLoaderSimple loads it (cond_proj dropped)."""
+def core_and_log(lcm_files):
+    """The LCM checkpoint as core's CheckpointLoaderSimple loads it (cond_proj dropped), and its log."""
     import comfy.sd
-    model, _, _, _ = comfy.sd.load_checkpoint_guess_config(str(lcm_files["ckpt"]), output_vae=False, output_clip=False)
+    with captured_log() as messages:
+        model, _, _, _ = comfy.sd.load_checkpoint_guess_config(str(lcm_files["ckpt"]), output_vae=False,
+                                                               output_clip=False)
     assert model.model.diffusion_model.dtype == torch.float32
-    return model
+    return model, messages
+
+
+@pytest.fixture(scope="module")
+def core_model(core_and_log):
+    return core_and_log[0]
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +115,42 @@ def test_core_loader_drops_the_embedding(core_model, reference):
 # UNet output and whole runs against diffusers
 # --------------------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def guided_and_log(ckpt, lcm_files):
+    """Our two loaders, each loaded once at guidance 8: ({source: LoadedLCM}, the messages logged meanwhile)."""
+    with captured_log() as messages:
+        loaded = {"checkpoint": ckpt.load_lcm_checkpoint(str(lcm_files["ckpt"]), 8.0),
+                  "diffusers_folder": ckpt.load_lcm_unet(str(lcm_files["unet_folder"]), 8.0)}
+    return loaded, messages
+
+
+@pytest.fixture(scope="module")
+def guided(guided_and_log):
+    return guided_and_log[0]
+
+
+def test_loaders_use_the_weight_without_core_calling_it_unexpected(guided_and_log, core_and_log):
+    loaded, messages = guided_and_log
+    assert all(v.has_guidance_embedding and v.notes == [] for v in loaded.values())
+    assert not [m for m in messages if "cond_proj" in m], messages
+    assert [m for m in core_and_log[1] if "unexpected" in m and "cond_proj" in m]  # what core says
+
+
+def at_guidance(ckpt, lcm_files, loaded, guidance):
+    """The loaded MODEL at another guidance (the patch replaces the loader's, never stacks)."""
+    if guidance == loaded.model.get_model_object("diffusion_model.time_embed").guidance:
+        return loaded.model
+    return ckpt.apply_guidance_embedding(loaded.model, ckpt.read_cond_proj(str(lcm_files["ckpt"])), guidance)
+
+
 @pytest.mark.parametrize("guidance", GUIDANCES)
 @pytest.mark.parametrize("source", ["checkpoint", "diffusers_folder"])
-def test_unet_output_matches_diffusers(ckpt, lcm_files, reference, source, guidance, capsys):
-    loaded = (ckpt.load_lcm_checkpoint(str(lcm_files["ckpt"]), guidance) if source == "checkpoint"
-              else ckpt.load_lcm_unet(str(lcm_files["unet_folder"]), guidance))
-    assert loaded.has_guidance_embedding
+def test_unet_output_matches_diffusers(ckpt, lcm_files, guided, reference, source, guidance, capsys):
+    model = at_guidance(ckpt, lcm_files, guided[source], guidance)
     x, _, ctx, _ = _inputs(seed=2)
     worst = 0.0
     for t in (999, 499, 19):
-        ours = comfy_unet(loaded.model, x, t, ctx)
+        ours = comfy_unet(model, x, t, ctx)
         worst = max(worst, (ours - diffusers_unet_eps(reference, x, t, ctx, guidance)).abs().max().item())
     with capsys.disabled():
         print(f"\n  UNet ε {source} guidance={guidance:g}: max|Δ| vs diffusers {worst:.2e}")
@@ -124,21 +172,18 @@ def lcm_pipeline_run(unet, steps, guidance, noise, ctx, noise_seed=7):
 
 
 @pytest.mark.parametrize("guidance", [4.0, 8.0])
-def test_four_step_sample_matches_lcm_pipeline(pack, ckpt, lcm_files, reference, guidance, capsys):
+def test_four_step_sample_matches_lcm_pipeline(pack, ckpt, lcm_files, guided, core_model, reference, guidance, capsys):
     noise, _, ctx, unctx = _inputs(seed=4)
     ref = lcm_pipeline_run(reference, 4, guidance, noise, ctx)
-    loaded = ckpt.load_lcm_checkpoint(str(lcm_files["ckpt"]), guidance)
     sampling = pack.nodes.lcm_sampling
-    sampler = sampling.lcm_sampler("lcm", noise_sampler=seeded_noise_sampler())
-    ours = comfy_run(pack.nodes, loaded.model, sampling.lcm_sigmas(loaded.model, 4), sampler, noise, None, ctx, unctx)
-    err = (ours - ref).abs().max().item()
-    # what core gives on the same run: the embedding dropped
-    import comfy.sd
-    core, _, _, _ = comfy.sd.load_checkpoint_guess_config(str(lcm_files["ckpt"]), output_vae=False, output_clip=False)
-    core = sampling.patch_lcm_sampling(core)
-    core_err = (comfy_run(pack.nodes, core, sampling.lcm_sigmas(core, 4),
-                          sampling.lcm_sampler("lcm", noise_sampler=seeded_noise_sampler()), noise, None, ctx, unctx)
-                - ref).abs().max().item()
+
+    def run(model):
+        sampler = sampling.lcm_sampler("lcm", noise_sampler=seeded_noise_sampler())
+        out = comfy_run(pack.nodes, model, sampling.lcm_sigmas(model, 4), sampler, noise, None, ctx, unctx)
+        return (out - ref).abs().max().item()
+
+    err = run(at_guidance(ckpt, lcm_files, guided["checkpoint"], guidance))
+    core_err = run(sampling.patch_lcm_sampling(core_model))   # what core gives: the embedding dropped
     with capsys.disabled():
         print(f"\n  4-step LCM guidance={guidance:g}: max|Δ| vs LatentConsistencyModelPipeline  ours {err:.2e}  "
               f"core {core_err:.2e}")
@@ -288,10 +333,17 @@ def test_folder_without_config_or_weights_names_what_is_expected(ckpt, tmp_path)
         ckpt.load_lcm_unet(str(no_weights))
 
 
-def test_diffusers_unet_file_without_config_loads_from_its_keys(ckpt, lcm_files, reference, tmp_path):
-    """The weights file alone (no config.json beside it): the structure is counted from its keys."""
-    lonely = tmp_path / "tiny-lcm-unet.safetensors"
-    lonely.write_bytes((lcm_files["unet_folder"] / "diffusion_pytorch_model.safetensors").read_bytes())
+@pytest.mark.parametrize("layout", ["diffusers", "ldm"])
+def test_unet_file_without_config_loads(ckpt, lcm_files, reference, tmp_path, layout):
+    """A UNet-only file with no config.json beside it: diffusers keys (structure counted from the keys),
+    or the checkpoint's own `model.diffusion_model.*` part."""
+    lonely = tmp_path / f"tiny-lcm-unet-{layout}.safetensors"
+    if layout == "diffusers":
+        lonely.write_bytes((lcm_files["unet_folder"] / "diffusion_pytorch_model.safetensors").read_bytes())
+    else:
+        sd = load_file(str(lcm_files["ckpt"]))
+        save_file({k: v for k, v in sd.items() if k.startswith("model.diffusion_model.")}, str(lonely))
     loaded = ckpt.load_lcm_unet(str(lonely), 8.0)
+    assert loaded.has_guidance_embedding
     x, _, ctx, _ = _inputs(seed=12)
     assert (comfy_unet(loaded.model, x, 259, ctx) - diffusers_unet_eps(reference, x, 259, ctx, 8.0)).abs().max() <= TOL

@@ -347,3 +347,20 @@ def test_unet_file_without_config_loads(ckpt, lcm_files, reference, tmp_path, la
     assert loaded.has_guidance_embedding
     x, _, ctx, _ = _inputs(seed=12)
     assert (comfy_unet(loaded.model, x, 259, ctx) - diffusers_unet_eps(reference, x, 259, ctx, 8.0)).abs().max() <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_diffusers_keys_convert_to_comfyuis_unet(ckpt, comfy, arch):
+    """The key conversion counts any SD1.5/SDXL-family layout from the keys: the diffusers form of the tiny
+    UNets converts back to exactly ComfyUI's state dict (core only knows full-size published layouts)."""
+    import comfy.utils
+    from diffusers import UNet2DConditionModel
+    comfy_sd = tiny_models.build_unet(arch).state_dict()
+    with torch.device("meta"):   # diffusers' own key set for this config (no weights needed)
+        keys = UNet2DConditionModel(**tiny_models.diffusers_unet_config(tiny_models.ARCHS[arch].unet)).state_dict()
+    mapping = comfy.utils.unet_to_diffusers(tiny_models.ARCHS[arch].unet)
+    diffusers_sd = {k: comfy_sd[mapping[k]] for k in keys}
+    converted = ckpt.diffusers_to_ldm_unet(diffusers_sd)
+    assert converted.keys() == comfy_sd.keys()
+    assert all(torch.equal(converted[k], comfy_sd[k]) for k in comfy_sd)

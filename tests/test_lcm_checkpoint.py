@@ -351,7 +351,7 @@ def test_unet_file_without_config_loads(ckpt, lcm_files, reference, tmp_path, la
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sd15", "sdxl"])
-def test_diffusers_keys_convert_to_comfyuis_unet(ckpt, comfy, arch):
+def test_diffusers_keys_convert_to_comfyuis_unet(ckpt, arch):
     """The key conversion counts any SD1.5/SDXL-family layout from the keys: the diffusers form of the tiny
     UNets converts back to exactly ComfyUI's state dict (core only knows full-size published layouts)."""
     import comfy.utils

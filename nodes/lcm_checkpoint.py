@@ -85,7 +85,10 @@ def apply_guidance_embedding(model, cond_proj_weight: torch.Tensor, guidance: fl
     if guidance < 1.0:
         raise LCMCheckpointError(f"guidance must be at least 1.0 (got {guidance:g}): the embedding takes "
                                  f"w = guidance - 1 ≥ 0. LCM checkpoints use 8.0.")
-    current = model.get_model_object("diffusion_model.time_embed")
+    try:
+        current = model.get_model_object("diffusion_model.time_embed")
+    except AttributeError:   # not a UNet (DiT models have no time_embed)
+        current = model.model.diffusion_model
     layers = list(current.children()) if isinstance(current, torch.nn.Sequential) else []
     in_features = getattr(layers[0], "in_features", None) if layers else None
     if in_features is None:

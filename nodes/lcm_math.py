@@ -135,3 +135,24 @@ def tcd_s_timestep(prev_timestep: int, gamma: float) -> int:
     """TCD's intermediate timestep s = ⌊(1 − γ)·t_prev⌋ (γ = 0: deterministic, γ = 1: like LCM)."""
     # float32 arithmetic, exactly as diffusers evaluates `torch.floor((1 - eta) * prev_timestep)`
     return int(torch.floor((1.0 - gamma) * torch.tensor(prev_timestep)).item())
+
+
+# Guidance ("w") embedding of full LCM checkpoints (LCM paper §4.2; diffusers' LatentConsistencyModelPipeline).
+# The LCM paper writes CFG as ε = (1 + ω)·ε_c − ω·ε_u and samples ω from [2, 14] during distillation;
+# diffusers' guidance_scale is the Imagen form, so ω = guidance_scale − 1 and the trained range is 3 … 15.
+TRAINED_GUIDANCE = (3.0, 15.0)
+
+
+def guidance_scale_embedding(w: float, embedding_dim: int = 256) -> torch.Tensor:
+    """The sinusoidal embedding of the LCM guidance weight ω (VDM-style; diffusers'
+    `LatentConsistencyModelPipeline.get_guidance_scale_embedding`), shape [1, embedding_dim], float32:
+    e = [sin(1000ω·f_k), cos(1000ω·f_k)], f_k = exp(−k·ln(10⁴)/(d/2 − 1)), k = 0 … d/2 − 1, zero-padded
+    when d is odd."""
+    half = embedding_dim // 2
+    scale = torch.log(torch.tensor(10000.0)) / (half - 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -scale)
+    args = (torch.tensor([w], dtype=torch.float32) * 1000.0)[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    if embedding_dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb

@@ -259,6 +259,7 @@ def catalogue() -> dict[str, tuple[str, callable]]:
                     (lambda a=arch, k=kind, lay=layout: lora_state_dict(a, k, lay))
         items[f"loras/tiny-{arch}-style-peft-noalpha.safetensors"] = \
             (lambda a=arch: lora_state_dict(a, "style", "peft", alpha=False))
+    items.update(lcm_checkpoint_catalogue())
     return items
 
 
@@ -352,3 +353,45 @@ def diffusers_unet(arch: str, comfy_unet_sd: dict | None = None, extra_config: d
     if missing or unexpected:
         raise RuntimeError(f"diffusers conversion of tiny {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# Full LCM checkpoints: the tiny SD1.5 UNet with a guidance ("w") embedding, cond_proj [320, 256]
+# --------------------------------------------------------------------------------------------------
+
+LCM_COND_PROJ_DIM = 256
+LCM_CKPT_COND_KEY = "model.diffusion_model.time_embedding.cond_proj.weight"  # diffusers' converter keeps it so
+LCM_UNET_FOLDER = "diffusion_models/tiny-sd15-lcm-unet"
+
+
+def lcm_cond_proj() -> torch.Tensor:
+    """A seeded cond_proj weight [model_channels, 256] (fp16, like the checkpoint's other weights)."""
+    g = _generator("lcm-cond-proj")
+    width = ARCHS["sd15"].unet["model_channels"]
+    # 4× a fan-in scale, so that guidance visibly changes the tiny UNet's output (≈1e-3 and up)
+    return (torch.randn((width, LCM_COND_PROJ_DIM), generator=g) * (4 / math.sqrt(LCM_COND_PROJ_DIM))).to(torch.float16)
+
+
+def lcm_diffusers_unet(comfy_unet_sd: dict | None = None):
+    """The tiny SD1.5 LCM UNet as diffusers' UNet2DConditionModel (time_cond_proj_dim 256), with the
+    checkpoint's fp16 values (the reference for parity tests, and what the diffusers folder holds)."""
+    if comfy_unet_sd is None:
+        comfy_unet_sd = {k: v.to(torch.float16) for k, v in build_unet("sd15").state_dict().items()}
+    unet = diffusers_unet("sd15", comfy_unet_sd, {"time_cond_proj_dim": LCM_COND_PROJ_DIM})
+    with torch.no_grad():
+        unet.time_embedding.cond_proj.weight.copy_(lcm_cond_proj().float())
+    return unet
+
+
+def _lcm_unet_folder_weights() -> dict:
+    unet = lcm_diffusers_unet()
+    unet.save_config(str(models_dir() / LCM_UNET_FOLDER))   # config.json first: the weights file marks it done
+    return {k: v.to(torch.float16) for k, v in unet.state_dict().items()}
+
+
+def lcm_checkpoint_catalogue() -> dict:
+    return {
+        "checkpoints/tiny-sd15-lcm.safetensors":
+            lambda: dict(checkpoint_state_dict("sd15"), **{LCM_CKPT_COND_KEY: lcm_cond_proj()}),
+        f"{LCM_UNET_FOLDER}/diffusion_pytorch_model.safetensors": _lcm_unet_folder_weights,
+    }

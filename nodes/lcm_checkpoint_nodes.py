@@ -1,0 +1,116 @@
+"""Node classes for full LCM checkpoints: a checkpoint loader and a diffusers-UNet loader that keep the
+guidance embedding core drops, and a patch node that adds it to a MODEL from a core loader.
+Thin: resolve the file, call `lcm_checkpoint`, report its notes."""
+from __future__ import annotations
+
+import folder_paths
+
+from . import lcm_checkpoint, lcm_math
+from .lcm_sampling import patch_lcm_sampling
+
+CATEGORY = "LCM Kit/loaders"
+
+
+def _guidance_input():
+    lo, hi = lcm_math.TRAINED_GUIDANCE
+    return ("FLOAT", {"default": 8.0, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip":
+                      f"Guidance baked into a full LCM checkpoint's embedding (diffusers' guidance_scale; w = "
+                      f"guidance - 1). 8.0 is the usual value; lower for softer, more varied images, higher for "
+                      f"stronger prompt adherence. Distilled on {lo:g}-{hi:g}: outside that you get a warning. "
+                      f"Keep the LCM Sampler's cfg at 1.0 with it. Ignored by models without the embedding."})
+
+
+def _result(loaded: lcm_checkpoint.LoadedLCM, *outputs):
+    return {"ui": {"lcm_kit_warnings": loaded.notes}, "result": outputs}
+
+
+class LCMCheckpointLoader:
+    DESCRIPTION = ("Loads a full LCM checkpoint (e.g. LCM_Dreamshaper_v7) with its guidance embedding, which "
+                   "ComfyUI's own Load Checkpoint silently drops, and sets LCM's model sampling. Use it instead of "
+                   "Load Checkpoint for LCM checkpoints, then the LCM Sampler at cfg 1.0 (one model pass per step). "
+                   "A checkpoint without the embedding loads as usual, with a note.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {"tooltip":
+                          "A single-file LCM checkpoint from models/checkpoints. For a diffusers unet/ folder use "
+                          "the LCM UNet Loader instead."}),
+            "guidance": _guidance_input(),
+        }}
+
+    def load(self, ckpt_name, guidance):
+        path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        loaded = lcm_checkpoint.load_lcm_checkpoint(path, guidance, folder_paths.get_folder_paths("embeddings"))
+        return _result(loaded, loaded.model, loaded.clip, loaded.vae)
+
+
+class LCMUNetLoader:
+    DESCRIPTION = ("Loads an LCM UNet alone from models/diffusion_models: the diffusion_pytorch_model.safetensors "
+                   "of a diffusers unet/ folder (keep its config.json beside it), or a UNet-only file. Keeps the "
+                   "guidance embedding and sets LCM's model sampling. Take CLIP and VAE from a Load Checkpoint of "
+                   "the same base model (SD1.5 for LCM_Dreamshaper) or from CLIP/VAE loaders.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "unet_name": (folder_paths.get_filename_list("diffusion_models"), {"tooltip":
+                          "Copy or link a diffusers model's whole unet/ folder into models/diffusion_models and pick "
+                          "its diffusion_pytorch_model.safetensors here; a single UNet .safetensors works too."}),
+            "guidance": _guidance_input(),
+        }}
+
+    def load(self, unet_name, guidance):
+        path = folder_paths.get_full_path_or_raise("diffusion_models", unet_name)
+        loaded = lcm_checkpoint.load_lcm_unet(path, guidance)
+        return _result(loaded, loaded.model)
+
+
+class LCMGuidanceEmbedding:
+    DESCRIPTION = ("Adds a full LCM checkpoint's guidance embedding to a MODEL from ComfyUI's Load Checkpoint "
+                   "(which drops it), reading just that weight from the file, and sets LCM's model sampling. Use it "
+                   "when a graph already loads the checkpoint with core nodes; otherwise the LCM Checkpoint Loader "
+                   "does both. A file without the embedding passes the MODEL through unchanged, with a note.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The MODEL of a Load Checkpoint that loaded ckpt_name (LoRAs may follow)."}),
+            "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {"tooltip":
+                          "The same checkpoint the MODEL was loaded from: only its guidance-embedding weight is read."}),
+            "guidance": _guidance_input(),
+        }}
+
+    def patch(self, model, ckpt_name, guidance):
+        path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        cond_proj = lcm_checkpoint.read_cond_proj(path)
+        if cond_proj is None:
+            note = lcm_checkpoint.no_embedding_note(ckpt_name) + " The MODEL was passed through unchanged."
+            lcm_checkpoint.log.warning("LCM Kit: %s", note)
+            return {"ui": {"lcm_kit_warnings": [note]}, "result": (model,)}
+        patched = patch_lcm_sampling(lcm_checkpoint.apply_guidance_embedding(model, cond_proj, guidance))
+        notes = [n for n in [lcm_checkpoint.guidance_warning(guidance)] if n]
+        for note in notes:
+            lcm_checkpoint.log.warning("LCM Kit: %s", note)
+        return {"ui": {"lcm_kit_warnings": notes}, "result": (patched,)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "LCMKitCheckpointLoader": LCMCheckpointLoader,
+    "LCMKitUNetLoader": LCMUNetLoader,
+    "LCMKitGuidanceEmbedding": LCMGuidanceEmbedding,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LCMKitCheckpointLoader": "LCM Checkpoint Loader (LCM Kit)",
+    "LCMKitUNetLoader": "LCM UNet Loader (LCM Kit)",
+    "LCMKitGuidanceEmbedding": "LCM Guidance Embedding (LCM Kit)",
+}

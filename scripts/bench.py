@@ -232,6 +232,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--size", type=int, default=None, help="image size for the steps table (default 256, full 512)")
+    ap.add_argument("--archs", default="sd15,sdxl", help="with --full-size: which UNets (sd15, sdxl)")
     ap.add_argument("--only", nargs="+", choices=["steps", "overhead", "extras"], default=["steps", "overhead", "extras"],
                     help="run only these sections")
     ap.add_argument("--out", default=str(REPO / "bench-results" / "latest.json"))
@@ -258,10 +259,13 @@ def main(argv=None) -> int:
     models = [("tiny SD1.5", tiny_model, tiny_ref, args.size or 256, 768, None)]
     if args.full_size:
         dtype = torch.float16 if use_gpu else torch.float32
-        m, r = full_size("sd15", device, dtype)
-        models = [("full SD1.5", m, r, args.size or 512, 768, None)]
-        m, r = full_size("sdxl", device, dtype)
-        models.append(("full SDXL", m, r, 768, 2048, 2816))
+        models = []
+        if "sd15" in args.archs:
+            m, r = full_size("sd15", device, dtype)
+            models.append(("full SD1.5", m, r, args.size or 512, 768, None))
+        if "sdxl" in args.archs:
+            m, r = full_size("sdxl", device, dtype)
+            models.append(("full SDXL", m, r, args.size or 768, 2048, 2816))
     steps_rows = []
     for label, patcher, ref, size, ctx_dim, adm in (models if "steps" in args.only else []):
         paths = Paths(pack, patcher, ref, size // 8, ctx_dim, adm, device)

@@ -28,6 +28,7 @@ SDXL_CKPT = "sd_xl_base_1.0.safetensors"
 SDXL_LCM_LORA = "lcm-lora-sdxl.safetensors"
 SDXL_STYLE_LORA = "pixel-art-xl.safetensors"
 SD15_CONTROLNET = "control_v11p_sd15_canny.safetensors"
+LCM_DREAMSHAPER = "LCM_Dreamshaper_v7_4k.safetensors"
 PROMPT = "a photo of a red fox in a snowy forest, golden hour, highly detailed"
 
 
@@ -247,6 +248,20 @@ def sampler_custom_advanced() -> Workflow:
     return w
 
 
+def full_lcm_checkpoint() -> Workflow:
+    w = Workflow("A full LCM checkpoint (LCM_Dreamshaper_v7, the tutorial's first example), 4 steps.\n\nThe model "
+                 "was distilled with a guidance embedding: the LCM Checkpoint Loader keeps it (core's Load "
+                 "Checkpoint drops it) and guidance (8.0 here, trained range 3-15) steers it without a second "
+                 "model pass - so the LCM Sampler's cfg stays at 1.0.")
+    ckpt = w.node("LCMKitCheckpointLoader", ckpt_name=LCM_DREAMSHAPER, guidance=8.0)
+    pos, neg = prompt_pair(w, ckpt[1], "self-portrait oil painting, a beautiful cyborg with golden hair, 8k")
+    latent = w.node("EmptyLatentImage", width=768, height=768, batch_size=1)
+    s = w.node("LCMKitSampler", model=ckpt[0], positive=pos[0], negative=neg[0], latent_image=latent[0], seed=0,
+               steps=4, cfg=1.0)
+    decode_save(w, s[0], ckpt[2], "lcm_dreamshaper")
+    return w
+
+
 EXAMPLES = {
     "lcm_lora_sd15_txt2img": sd15_txt2img,
     "lcm_lora_sdxl_768": sdxl_768,
@@ -254,6 +269,7 @@ EXAMPLES = {
     "lcm_img2img": img2img,
     "lcm_controlnet": controlnet,
     "lcm_sampler_custom_advanced": sampler_custom_advanced,
+    "lcm_full_checkpoint": full_lcm_checkpoint,
 }
 
 

@@ -26,6 +26,7 @@ PUBLIC_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
     "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
     "controlnet/control_v11p_sd15_canny.safetensors": "controlnet/tiny-sd15-controlnet.safetensors",
+    "checkpoints/LCM_Dreamshaper_v7_4k.safetensors": "checkpoints/tiny-sd15-lcm.safetensors",
 }
 SDXL_NAMES = {
     "checkpoints/sd_xl_base_1.0.safetensors": "checkpoints/tiny-sdxl.safetensors",

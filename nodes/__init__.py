@@ -11,6 +11,7 @@ def _register(module) -> None:
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-from . import sampler_nodes  # noqa: E402
+from . import live_nodes, sampler_nodes  # noqa: E402
 
 _register(sampler_nodes)
+_register(live_nodes)

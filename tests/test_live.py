@@ -3,6 +3,7 @@ the frontend extension (js/live.js) re-queues the graph as you type, in the real
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 
@@ -158,27 +159,113 @@ def browser(server, base_dir):
         yield b
 
 
+def start_live(browser, text: str) -> dict:
+    """Load the example live workflow (128², the public model names served by tiny models), switch live on
+    with a click on the node's toggle, and wait for its first frame."""
+    browser.close_dialogs()
+    if browser.live_state()["on"]:
+        browser.click_live_toggle()
+    browser.load_workflow(browser_support.live_workflow(size=128, text=text))
+    browser.click_live_toggle()
+    assert browser.live_state()["on"], "the live toggle did not switch live mode on"
+    return browser.wait_settled()
+
+
+def server_errors(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "Traceback" in line or "ERROR" in line or "!!! Exception" in line]
+
+
 @pytest.mark.server
 def test_typing_in_live_mode_streams_frames_of_the_last_text(browser, server):
-    browser.load_workflow(browser_support.live_workflow(size=128, text="a fox"))
-    browser.click_live_toggle()
-    first = browser.wait_settled()
-    assert first["on"], "the live toggle did not switch live mode on"
-    browser.focus_text()
-    # Words typed with pauses longer than the debounce and shorter than a run: each pause queues the
-    # graph, and the run it replaces is interrupted.
-    for word in [" in", " the", " snow", " at", " night"]:
-        browser.page.keyboard.type(word, delay=20)
-        browser.page.wait_for_timeout(190)
-    state = browser.wait_settled()
+    before = start_live(browser, "a fox")
+    log_start = len(server.log_text())
+    with WebSocketListener(server) as other_client:
+        browser.focus_text()
+        # Words typed with pauses longer than the debounce and shorter than a run: each pause queues the
+        # graph, and the run it replaces is interrupted.
+        for word in [" in", " the", " snow", " at", " night"]:
+            browser.page.keyboard.type(word, delay=20)
+            browser.page.wait_for_timeout(190)
+        state = browser.wait_settled(after=before["latest"])
     texts = browser.queued_texts()
     assert browser.text_value() == "a fox in the snow at night"
     last = state["history"][-1]
     assert last["promptId"] == state["latest"] and texts[last["promptId"]] == "a fox in the snow at night"
     assert state["stats"]["frames"] >= 2 and state["error"] is None
+    # stale runs were interrupted (or dropped from the queue before they started)
+    log = server.log_text()[log_start:]
     assert state["stats"]["cancelled"] >= 1
-    interrupted = [pid for pid in texts if f"Interrupting prompt {pid}" in server.log_text()]
-    assert interrupted, "no stale run was interrupted"
+    assert any(f"Interrupting prompt {pid}" in log for pid in texts), "no stale run was interrupted"
     # frames on screen only ever move forward in queue order
     seqs = [h["seq"] for h in state["history"]]
     assert seqs == sorted(seqs)
+    # another browser tab (another client id) saw none of it
+    assert other_client.events("lcm_kit.live_frame") == []
+    assert not [b for b in other_client.binary if b[:4] == struct.pack(">I", 1)]
+    assert server_errors(log) == []
+
+
+@pytest.mark.server
+def test_live_mode_shows_a_failed_run_and_goes_on(browser):
+    before = start_live(browser, "a cat")
+    frames = before["stats"]["frames"]
+    set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
+        (x) => x.name === name); w.value = value; w.callback?.(value); }"""
+    # steps 2 on a 1-step grid: the LCM Sampler raises at run time
+    browser.js(set_widget, [6, "original_inference_steps", 1])
+    failed = browser.wait_settled(after=before["latest"])
+    assert failed["on"] and "cannot exceed original_inference_steps" in failed["error"]
+    assert failed["stats"]["frames"] == frames
+    browser.js(set_widget, [6, "original_inference_steps", 50])
+    recovered = browser.wait_settled(after=failed["latest"])
+    assert recovered["on"] and recovered["error"] is None
+    assert recovered["stats"]["frames"] == frames + 1 and recovered["history"][-1]["promptId"] == recovered["latest"]
+
+
+@pytest.mark.server
+def test_switching_live_off_stops_queuing(browser, server):
+    start_live(browser, "a owl")
+    browser.click_live_toggle()
+    assert browser.live_state()["on"] is False
+    queued = len(browser.queued)
+    browser.focus_text()
+    browser.page.keyboard.type(" at dawn", delay=20)
+    browser.page.wait_for_timeout(600)
+    assert len(browser.queued) == queued
+    assert server.get("/queue") == {"queue_running": [], "queue_pending": []}
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_soak_rapid_edits_leave_no_errors_no_growth_and_an_empty_queue(browser, server):
+    import psutil
+    edits = int(os.environ.get("LCM_KIT_SOAK_EDITS", "200"))
+    start_live(browser, "soak")
+    browser.focus_text()
+    for _ in range(6):                      # warm up: allocator and caches reach their steady size
+        browser.page.keyboard.type("w")
+        browser.page.wait_for_timeout(200)
+    warm = browser.wait_settled(after=browser.live_state()["history"][-1]["promptId"])
+    server_process = psutil.Process(server.proc.pid)
+    rss_before = server_process.memory_info().rss
+    log_start = len(server.log_text())
+    queued_before = browser.live_state()["stats"]["queued"]
+    t0 = time.time()
+    for i in range(edits):
+        # alternately add and remove a character; pauses of 0-240 ms, around the 150 ms debounce
+        browser.page.keyboard.press("Backspace" if i % 2 else "s")
+        browser.page.wait_for_timeout((i % 5) * 60)
+    state = browser.wait_settled(after=warm["latest"])
+    elapsed = time.time() - t0
+    rss_after = server_process.memory_info().rss
+    texts = browser.queued_texts()
+    assert texts[state["history"][-1]["promptId"]] == browser.text_value()
+    assert state["error"] is None
+    assert server_errors(server.log_text()[log_start:]) == []
+    assert server.get("/queue") == {"queue_running": [], "queue_pending": []}
+    growth = (rss_after - rss_before) / rss_before
+    print(f"soak: {edits} edits, {state['stats']['queued'] - queued_before} prompts queued, "
+          f"{state['stats']['cancelled']} cancelled in all, {elapsed:.1f} s, server RSS "
+          f"{rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB ({growth:+.1%})")
+    assert growth < 0.05
+    assert not [e for e in browser.console_errors if "live" in e.lower() or "lcm" in e.lower()]

@@ -110,6 +110,14 @@ class Browser:
                 " window.app.canvas.ds.scale = 0.6; window.app.canvas.setDirty(true, true); }", workflow)
         self.page.wait_for_timeout(300)
 
+    def close_dialogs(self) -> None:
+        """Close what the frontend popped up (its error dialog after a failed run), as a user would."""
+        for _ in range(3):
+            if not self.page.locator(".p-dialog").count():
+                return
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(200)
+
     def widget_point(self, node_id: int, widget: str) -> tuple[float, float]:
         """Where a canvas widget of a node is on the screen (page coordinates)."""
         return tuple(self.js("""([id, name]) => {
@@ -147,13 +155,14 @@ class Browser:
             on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
-    def wait_settled(self, timeout: float = 240.0) -> dict:
-        """Wait until the newest queued prompt has finished and its frame (or error) is in."""
+    def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
+        """Wait until the newest queued prompt (a newer one than the prompt id `after`) has finished and
+        its frame (or error) is in."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             s = self.live_state()
             done = not s["inflight"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
-            if s["latest"] and done:
+            if s["latest"] and s["latest"] != after and done:
                 return s
             self.page.wait_for_timeout(100)
         raise TimeoutError(f"live mode did not settle in {timeout}s: {self.live_state()}")

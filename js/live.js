@@ -15,7 +15,8 @@ const FRAME_EVENT = "lcm_kit.live_frame";
 const DEBOUNCE_SETTING = "LCMKit.Live.DebounceMs";
 const DEFAULT_DEBOUNCE_MS = 150;
 const POLL_MS = 100;           // catches widget changes that fire no DOM event (canvas widgets, links)
-const FPS_WINDOW_MS = 2000;
+const FPS_WINDOW_MS = 60000;
+const FPS_FRAMES = 10;
 const HISTORY_LIMIT = 500;
 
 function uuid4() {
@@ -253,10 +254,12 @@ class LiveMode {
         return p.seq < this.shown.seq || (p.seq === this.shown.seq && meta.frame <= this.shown.frame);
     }
 
+    // Frames per second over the last few frames (at most FPS_FRAMES, none older than FPS_WINDOW_MS), so a
+    // slow machine shows its real rate rather than 0; null until two frames came in.
     fps() {
         const now = performance.now();
-        this.frameTimes = this.frameTimes.filter((t) => now - t <= FPS_WINDOW_MS);
-        if (this.frameTimes.length < 2) return 0;
+        this.frameTimes = this.frameTimes.filter((t) => now - t <= FPS_WINDOW_MS).slice(-FPS_FRAMES);
+        if (this.frameTimes.length < 2) return null;
         return (this.frameTimes.length - 1) * 1000 / Math.max(1, this.frameTimes.at(-1) - this.frameTimes[0]);
     }
 
@@ -286,7 +289,7 @@ function drawLive(node, ctx) {
     if (!live.on) status = "live off";
     else {
         const fps = live.fps();
-        status = `● live  ${fps.toFixed(1)} fps`;
+        status = `● live  ${fps == null ? "–" : fps < 1 ? fps.toFixed(2) : fps.toFixed(1)} fps`;
         if (live.latencyMs != null) status += `  ${Math.round(live.latencyMs)} ms`;
         if (live.computeMs != null) status += ` (run ${Math.round(live.computeMs)} ms)`;
     }

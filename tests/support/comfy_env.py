@@ -230,6 +230,7 @@ class WebSocketListener:
         self.client_id = client_id or str(uuid.uuid4())
         self.json: list[dict] = []
         self.binary: list[bytes] = []
+        self.ordered: list[dict | bytes] = []   # both kinds, in the order the socket delivered them
         self._ready = threading.Event()
         self._stop = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -260,8 +261,10 @@ class WebSocketListener:
                             continue
                         if msg.type == aiohttp.WSMsgType.TEXT:
                             self.json.append(json.loads(msg.data))
+                            self.ordered.append(self.json[-1])
                         elif msg.type == aiohttp.WSMsgType.BINARY:
                             self.binary.append(msg.data)
+                            self.ordered.append(msg.data)
                         elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             break
 

@@ -1,0 +1,171 @@
+"""Live-mode benchmark: frames per second while editing in the real frontend vs back-to-back sampling of
+the same graph, and keystroke-to-frame latency minus compute time.
+
+    python3 scripts/testbed.py python scripts/bench_live.py [--frames N] [--size PX] [--screenshot docs/live.png]
+
+`run(report)` is what `make bench` calls: it fills report["live"]. It starts its own ComfyUI server
+(main.py --cpu, 127.0.0.1) with the pack and the tiny SD1.5 models under the example workflow's public
+names, and Debian's Chromium with the real frontend through Playwright.
+
+- back-to-back: N prompts of the live workflow (each with another text, as while typing) queued at once
+  over HTTP; fps = N / (first execution_start .. last frame).
+- live: N edits typed into the prompt box, each as soon as the frame of the previous one is on screen;
+  fps = N / elapsed. Per edit, latency = the input event .. frame decoded in the page, compute =
+  execution_start .. frame; overhead = latency - compute (debounce, queuing, transport, decoding),
+  reported with the default debounce and with debounce 0.
+- busy_fraction = the runs' compute time / wall time. On a shared machine the compute time of the same
+  graph changes with the load; the ratio of busy fractions compares live and back-to-back without that.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import browser as browser_support  # noqa: E402
+from support import comfy_env  # noqa: E402
+
+
+def _api_prompt(workflow_prompt: dict, text: str) -> dict:
+    prompt = json.loads(json.dumps(workflow_prompt))
+    prompt["3"]["inputs"]["text"] = text
+    return prompt
+
+
+def back_to_back(server, api_prompt: dict, frames: int) -> dict:
+    with comfy_env.WebSocketListener(server) as ws:
+        ids = [server.queue(_api_prompt(api_prompt, f"bench back to back {i}"), ws.client_id) for i in range(frames)]
+        for pid in ids:
+            server.wait_history(pid)
+        deadline = time.time() + 30
+        while len(ws.events("lcm_kit.live_frame")) < frames and time.time() < deadline:
+            time.sleep(0.05)
+    starts = {e["prompt_id"]: e["timestamp"] for e in ws.events("execution_start") if e["prompt_id"] in ids}
+    sent = {e["prompt_id"]: e["timings"]["sent_at_ms"] for e in ws.events("lcm_kit.live_frame") if e["prompt_id"] in ids}
+    elapsed_s = (max(sent.values()) - min(starts.values())) / 1000.0
+    compute = [sent[p] - starts[p] for p in sent]
+    return {"frames": len(sent), "elapsed_s": round(elapsed_s, 2), "fps": round(len(sent) / elapsed_s, 3),
+            "compute_ms_median": round(statistics.median(compute), 1),
+            "busy_fraction": busy_fraction(compute, elapsed_s)}
+
+
+def live_typing(page: browser_support.Browser, frames: int, debounce_ms: int | None) -> dict:
+    if debounce_ms is not None:
+        page.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", debounce_ms)
+    page.focus_text()
+    samples = []
+    t0 = time.time()
+    for i in range(frames):
+        before = page.live_state()["latest"]
+        page.page.keyboard.type("ab"[i % 2])
+        state = page.wait_settled(after=before)
+        last = state["history"][-1]
+        samples.append({"latency_ms": last["latencyMs"], "compute_ms": last["computeMs"]})
+    elapsed = time.time() - t0
+    overhead = [s["latency_ms"] - s["compute_ms"] for s in samples]
+    return {"debounce_ms": debounce_ms if debounce_ms is not None else "default",
+            "frames": frames, "elapsed_s": round(elapsed, 2), "fps": round(frames / elapsed, 3),
+            "latency_ms_median": round(statistics.median(s["latency_ms"] for s in samples), 1),
+            "compute_ms_median": round(statistics.median(s["compute_ms"] for s in samples), 1),
+            "overhead_ms_median": round(statistics.median(overhead), 1),
+            "overhead_ms_max": round(max(overhead), 1),
+            "busy_fraction": busy_fraction([s["compute_ms"] for s in samples], elapsed)}
+
+
+def save_screenshot(page: browser_support.Browser, path: Path) -> None:
+    """The whole live workflow on the canvas (no side bars), as a small PNG."""
+    import io
+
+    from PIL import Image
+    page.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", 150)
+    page.close_dialogs()
+    page.page.mouse.click(700, 880)        # empty canvas: nothing selected, so FitView frames the whole graph
+    page.js("() => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+    page.page.wait_for_timeout(500)
+    png = page.page.screenshot(clip={"x": 60, "y": 150, "width": 1540, "height": 620})
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image = image.resize((1078, 434), Image.Resampling.LANCZOS).quantize(colors=128)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, optimize=True)
+
+
+def busy_fraction(compute_ms: list[float], elapsed_s: float) -> float:
+    """Share of the wall time the server spent computing frames: comparable between runs made while the
+    machine's load differs, unlike raw fps."""
+    return round(sum(compute_ms) / 1000.0 / elapsed_s, 3)
+
+
+@contextlib.contextmanager
+def live_page(size: int):
+    """A fresh ComfyUI server and the frontend in Chromium with the live workflow loaded, live on and its
+    first frame in (that first run loads the checkpoint and the LoRA)."""
+    base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-live-"))
+    comfy_env.make_base_dir(base, {})
+    browser_support.link_public_models(base)
+    browser_support.write_frontend_settings(base)
+    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
+    try:
+        with browser_support.Browser(server.url) as page:
+            page.load_workflow(browser_support.live_workflow(size=size, text="a watercolor fox"))
+            page.click_live_toggle()
+            page.wait_settled()
+            yield server, page
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run(report: dict, frames: int = 5, size: int = 128, screenshot: Path | None = None) -> dict:
+    """Measure live mode; put the figures in report["live"] and return them."""
+    reason = browser_support.chromium_missing_reason()
+    if reason:
+        report["live"] = {"skipped": reason}
+        return report["live"]
+    with live_page(size) as (server, page):
+        api_prompt = page.js("async () => (await window.app.graphToPrompt()).output")
+        results = {"size": size, "steps": 2, "device": "cpu (--cpu)",
+                   "back_to_back": back_to_back(server, api_prompt, frames)}
+        results["live_default_debounce"] = live_typing(page, frames, None)
+        results["live_debounce_0"] = live_typing(page, frames, 0)
+        live, b2b = results["live_default_debounce"], results["back_to_back"]
+        results["fps_ratio_live_vs_back_to_back"] = round(live["fps"] / b2b["fps"], 3)
+        # the same ratio with the machine's changing load taken out (each run's own compute time)
+        results["busy_ratio_live_vs_back_to_back"] = round(live["busy_fraction"] / b2b["busy_fraction"], 3)
+        if screenshot:
+            save_screenshot(page, screenshot)
+    report["live"] = results
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=5, help="frames per measurement (default 5)")
+    ap.add_argument("--size", type=int, default=128, help="image size in pixels (default 128)")
+    ap.add_argument("--screenshot", type=Path, help="also save a screenshot of the live workflow here")
+    ap.add_argument("--only-screenshot", action="store_true", help="skip the measurements")
+    args = ap.parse_args()
+    if args.only_screenshot:
+        with live_page(args.size) as (_, page):
+            page.focus_text()
+            before = page.live_state()["latest"]
+            page.page.keyboard.type(" in the snow", delay=30)
+            page.wait_settled(after=before)
+            save_screenshot(page, args.screenshot or REPO / "docs" / "live.png")
+        return 0
+    report: dict = {}
+    run(report, frames=args.frames, size=args.size, screenshot=args.screenshot)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

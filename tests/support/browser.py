@@ -1,0 +1,174 @@
+"""The real ComfyUI frontend in headless Debian Chromium, driven by Playwright, for live-mode tests and
+the live benchmark. Chromium is the system one (/usr/bin/chromium, installed by scripts/testbed.py);
+Playwright never downloads a browser. Only 127.0.0.1 is ever loaded."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from . import tiny_models
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
+# The flags this machine needs: no sandbox as root, no GPU, and no background traffic to the network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LIVE_WORKFLOW = REPO / "example_workflows" / "lcm_live.json"
+# The public model names the example workflow uses, served by the tiny test models.
+PUBLIC_MODEL_NAMES = {
+    "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
+    "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
+}
+# Settings that keep first-run dialogs (templates browser, tutorial) from covering the canvas.
+FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True}
+
+
+def chromium_missing_reason() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (scripts/testbed.py installs Debian's chromium when run as root)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (it is pinned in scripts/requirements-testbed.lock)"
+    return None
+
+
+def link_public_models(base: Path) -> None:
+    """Serve the tiny models under the example workflow's public names in `base`/models."""
+    paths = tiny_models.ensure(*PUBLIC_MODEL_NAMES.values())
+    for public, tiny in PUBLIC_MODEL_NAMES.items():
+        dest = base / "models" / public
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            dest.symlink_to(paths[tiny])
+
+
+def write_frontend_settings(base: Path, extra: dict | None = None) -> None:
+    path = base / "user" / "default" / "comfy.settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    settings.update(FRONTEND_SETTINGS, **(extra or {}))
+    path.write_text(json.dumps(settings))
+
+
+def live_workflow(size: int = 128, text: str | None = None) -> dict:
+    """The example live workflow, shrunk to `size`² for these CPU cores."""
+    wf = json.loads(LIVE_WORKFLOW.read_text())
+    for node in wf["nodes"]:
+        if node["type"] == "EmptyLatentImage":
+            node["widgets_values"][:2] = [size, size]
+        if node["type"] == "CLIPTextEncode" and node["id"] == 3 and text is not None:
+            node["widgets_values"][0] = text
+    return wf
+
+
+class Browser:
+    """One Chromium with one page on the ComfyUI frontend at `url`; records console errors and every
+    prompt the page queues (POST /prompt bodies)."""
+
+    def __init__(self, url: str):
+        assert url.startswith("http://127.0.0.1:"), url
+        self.url = url
+        self.console_errors: list[str] = []
+        self.queued: list[dict] = []
+
+    def __enter__(self) -> "Browser":
+        from playwright.sync_api import sync_playwright
+        self._pw = sync_playwright().start()
+        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        self.page = self.browser.new_page(viewport={"width": 1600, "height": 900})
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("request", self._on_request)
+        # Nothing but the server under test.
+        self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(self.url)
+                        else route.abort())
+        self.page.goto(self.url + "/", wait_until="domcontentloaded", timeout=120_000)
+        self.page.wait_for_function("() => window.app?.graph && window.lcmKitLive && window.app.canvas",
+                                    timeout=120_000)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.browser.close()
+        finally:
+            self._pw.stop()
+
+    def _on_request(self, request) -> None:
+        if request.method == "POST" and request.url.split("?")[0].endswith("/prompt"):
+            try:
+                self.queued.append(request.post_data_json)
+            except Exception:   # a non-JSON body: the server answers it with a 400
+                pass
+
+    def js(self, expression: str, arg=None):
+        return self.page.evaluate(expression, arg)
+
+    def load_workflow(self, workflow: dict) -> None:
+        self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 10];"
+                " window.app.canvas.ds.scale = 0.6; window.app.canvas.setDirty(true, true); }", workflow)
+        self.page.wait_for_timeout(300)
+
+    def close_dialogs(self) -> None:
+        """Close what the frontend popped up (its error dialog after a failed run), as a user would."""
+        for _ in range(3):
+            if not self.page.locator(".p-dialog").count():
+                return
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(200)
+
+    def widget_point(self, node_id: int, widget: str) -> tuple[float, float]:
+        """Where a canvas widget of a node is on the screen (page coordinates)."""
+        return tuple(self.js("""([id, name]) => {
+            const c = window.app.canvas, node = window.app.graph.getNodeById(id);
+            const w = node.widgets.find((x) => x.name === name);
+            const y = node.pos[1] + (w.last_y ?? w.y) + 10;
+            const x = node.pos[0] + node.size[0] / 2;
+            const [cx, cy] = c.ds.convertOffsetToCanvas([x, y]);
+            const r = c.canvas.getBoundingClientRect(), k = r.width / c.canvas.width;
+            return [r.left + cx * k, r.top + cy * k];
+        }""", [node_id, widget]))
+
+    def click_live_toggle(self, node_id: int = 8) -> None:
+        self.page.wait_for_timeout(200)   # the canvas lays widgets out on its next frame
+        x, y = self.widget_point(node_id, "live")
+        self.page.mouse.click(x, y)
+
+    def focus_text(self, node_id: int = 3) -> None:
+        """Click into a node's multiline text box, as a user does, and put the cursor at the end."""
+        box = self.js("""(id) => {
+            const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === 'text');
+            const el = w.element ?? w.inputEl;
+            const r = el.getBoundingClientRect();
+            return [r.left + r.width / 2, r.top + r.height / 2];
+        }""", node_id)
+        self.page.mouse.click(*box)
+        self.page.keyboard.press("End")
+
+    def text_value(self, node_id: int = 3) -> str:
+        return self.js("(id) => window.app.graph.getNodeById(id).widgets.find((x) => x.name === 'text').value",
+                       node_id)
+
+    def live_state(self) -> dict:
+        return self.js("""() => { const l = window.lcmKitLive; return {
+            on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
+
+    def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
+        """Wait until the newest queued prompt (a newer one than the prompt id `after`) has finished and
+        its frame (or error) is in."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.live_state()
+            done = not s["inflight"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
+            if s["latest"] and s["latest"] != after and done:
+                return s
+            self.page.wait_for_timeout(100)
+        raise TimeoutError(f"live mode did not settle in {timeout}s: {self.live_state()}")
+
+    def queued_texts(self) -> dict[str, str]:
+        """{prompt_id: positive prompt text} of every prompt the page queued."""
+        return {b["prompt_id"]: b["prompt"]["3"]["inputs"]["text"] for b in self.queued
+                if isinstance(b, dict) and "prompt_id" in b and "3" in b.get("prompt", {})}
+

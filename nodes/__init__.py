@@ -14,3 +14,7 @@ def _register(module) -> None:
 from . import sampler_nodes  # noqa: E402
 
 _register(sampler_nodes)
+
+from . import optimize_nodes  # noqa: E402
+
+_register(optimize_nodes)

@@ -82,9 +82,8 @@ class CompileSettings:
         }
 
     def describe(self) -> str:
-        if self.backend == "inductor":
-            return f"torch.compile(backend=inductor, mode={self.mode})"
-        return f"torch.compile(backend={self.backend})"
+        mode = f", mode={self.mode}" if self.backend == "inductor" else ""
+        return f"torch.compile(backend={self.backend}{mode}{', fullgraph' if self.fullgraph else ''})"
 
 
 EAGER = "eager (not compiled)"

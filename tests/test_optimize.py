@@ -176,6 +176,29 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog
     assert torch.equal(out, reference) and torch.equal(out_again, reference)
 
 
+def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, opt, caplog):
+    """A real unsupported construct: on this CPU bed ComfyUI's sub-quadratic attention asks psutil
+    for free memory inside the UNet, a graph break, so fullgraph fails at the first call. The next
+    step of the chain (same backend without fullgraph) is used, not eager."""
+    import nodes
+    model, clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:2]
+    pos, neg = (nodes.CLIPTextEncode().encode(clip, t)[0] for t in ("a fox", ""))
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="eager", fullgraph=True))
+    caplog.set_level(logging.WARNING, logger="lcm_kit")
+    out = nodes.common_ksampler(compiled, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+    reference = nodes.common_ksampler(model, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+    assert torch.allclose(out, reference, atol=1e-4)
+    wrapper = opt.compile_wrapper(compiled)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
+    if wrapper.active == 0:  # an attention without graph breaks (another ComfyUI): fullgraph just works
+        assert not warnings
+    else:
+        assert wrapper.active_setting == opt.CompileSettings(backend="eager", fullgraph=False)
+        assert len(warnings) == 1 and "fullgraph) failed: Unsupported" in warnings[0]
+        assert "Using torch.compile(backend=eager) instead" in warnings[0]
+
+
 def test_model_errors_are_not_mistaken_for_compile_failures(comfy, opt, caplog):
     """Wrong conditioning fails uncompiled too: its own error surfaces, no fallback, no warning."""
     import nodes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def run(report: dict, archs=("sd15",), size: int = 256, steps: int = 4, repeats:
     out["device"] = str(mm.get_torch_device())
     out["torch"] = torch.__version__
     out["threads"] = torch.get_num_threads()
+    out["load_average_at_start"] = round(os.getloadavg()[0], 2)  # shared CI cores make timings noisy
     for arch in archs:
         out[arch] = _bench_arch(arch, size, steps, repeats)
     return report

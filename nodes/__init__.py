@@ -11,9 +11,10 @@ def _register(module) -> None:
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, sampler_nodes  # noqa: E402
+from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, optimize_nodes, sampler_nodes  # noqa: E402
 
 _register(sampler_nodes)
 _register(lora_nodes)
 _register(lcm_checkpoint_nodes)
 _register(live_nodes)
+_register(optimize_nodes)

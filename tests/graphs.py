@@ -61,4 +61,32 @@ def img2img(g: dict, image_latent_seed: int = 3) -> dict:
     g = dict(g)
     g["image"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0x3366CC}}
     g["latent"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["ckpt", 2]}}
+
+
+def compile_graph(loras: list[tuple[str, float]] = (), compile: dict | None = None, seed: int = 1,
+                  text: str = "a tiny red fox", size: int = 64, steps: int = 2, ckpt: str = SD15,
+                  prefix: str = "optimize") -> dict:
+    """CheckpointLoaderSimple -> LoraLoader* -> [LCMKitCompile] -> KSampler(lcm) -> SaveLatent.
+
+    `compile` holds LCMKitCompile's widget values (None: no compile node)."""
+    g = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
+    }
+    model, clip = ["ckpt", 0], ["ckpt", 1]
+    for i, (name, strength) in enumerate(loras):
+        g[f"lora{i}"] = {"class_type": "LoraLoader", "inputs": {
+            "model": model, "clip": clip, "lora_name": name, "strength_model": strength, "strength_clip": strength}}
+        model, clip = [f"lora{i}", 0], [f"lora{i}", 1]
+    if compile is not None:
+        g["compile"] = {"class_type": "LCMKitCompile", "inputs": {"model": model, **compile}}
+        model = ["compile", 0]
+    g.update({
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": clip}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": clip}},
+        "ks": {"class_type": "KSampler", "inputs": {
+            "model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+            "seed": seed, "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": "simple", "denoise": 1.0}},
+        "save": {"class_type": "SaveLatent", "inputs": {"samples": ["ks", 0], "filename_prefix": prefix}},
+    })
     return g

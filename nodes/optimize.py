@@ -1,0 +1,440 @@
+"""Speed and memory for LCM's few-step sampling: torch.compile at sample time, device policies for the
+diffusion model / text encoder / VAE, and TAESD fast decoding.
+
+Everything here works on ComfyUI's patchers and never mutates what it is given:
+
+- Compile: an APPLY_MODEL wrapper (the pattern of ComfyUI's `comfy_api/torch_helpers/torch_compile.py`)
+  swaps the compiled diffusion model in for the duration of one `apply_model` call. ComfyUI patches
+  LoRA weights into the module's parameters before sampling; dynamo lifts parameters as graph inputs
+  and guards on their shape/dtype/stride/requires_grad, not on their identity or values (measured on
+  torch 2.14), so a new LoRA, strength, prompt or seed runs the already compiled graph with the new
+  weights. The compiled clone patches in place, so requires_grad never flips (see `compile_model`).
+- Compilation is lazy: its failures surface at the first call, inside the wrapper. There they are
+  caught, the model is run uncompiled to tell a compile failure from a model error, and the next
+  setting of the fallback chain (reduce-overhead -> default -> eager) is used, with one warning.
+- Offload: load/offload devices on cloned patchers; unloading goes through
+  `comfy.model_management.free_memory`, never by moving tensors by hand.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import sys
+import time
+
+import torch
+
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.utils
+
+log = logging.getLogger("lcm_kit")
+
+COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+COMPILE_BACKENDS = ["inductor", "cudagraphs", "eager", "aot_eager"]
+DYNAMIC_CHOICES = ["auto", "true", "false"]
+WRAPPER_KEY = "lcm_kit.compile"
+OFFLOAD_WRAPPER_KEY = "lcm_kit.offload"
+COMPILED_KEYS = ("diffusion_model",)
+
+
+def _choices_error(what: str, value, valid) -> ValueError:
+    return ValueError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def available_backends() -> list[str]:
+    """Backends torch.compile knows in this environment (dynamo's registry)."""
+    import torch._dynamo
+    return sorted(torch._dynamo.list_backends(exclude_tags=()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Compile settings and the fallback chain
+# --------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class CompileSettings:
+    """One torch.compile configuration. `mode` applies to the inductor backend only."""
+    mode: str = "default"
+    backend: str = "inductor"
+    dynamic: str = "auto"
+    fullgraph: bool = False
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.mode not in COMPILE_MODES:
+            raise _choices_error("compile mode", self.mode, COMPILE_MODES)
+        if self.dynamic not in DYNAMIC_CHOICES:
+            raise _choices_error("dynamic setting", self.dynamic, DYNAMIC_CHOICES)
+        backends = available_backends()
+        if self.backend not in backends:
+            raise _choices_error("torch.compile backend", self.backend, backends)
+
+    def torch_kwargs(self) -> dict:
+        """Keyword arguments of torch.compile. Built from strings only, so two equal settings give
+        backends that dynamo treats as the same one (no recompile when the node runs again)."""
+        return {
+            "backend": self.backend,
+            "mode": self.mode if self.backend == "inductor" else None,
+            "dynamic": {"auto": None, "true": True, "false": False}[self.dynamic],
+            "fullgraph": self.fullgraph,
+        }
+
+    def describe(self) -> str:
+        mode = f", mode={self.mode}" if self.backend == "inductor" else ""
+        return f"torch.compile(backend={self.backend}{mode}{', fullgraph' if self.fullgraph else ''})"
+
+
+EAGER = "eager (not compiled)"
+
+
+def fallback_chain(settings: CompileSettings) -> list:
+    """What is tried, in order, when compiling fails: the requested settings, inductor's default mode
+    if another mode was asked for (reduce-overhead/max-autotune need CUDA graphs or autotuning that
+    may be missing), then without fullgraph if it was asked for, and finally the uncompiled model."""
+    chain: list = [settings]
+    if settings.backend == "inductor" and settings.mode != "default":
+        chain.append(dataclasses.replace(chain[-1], mode="default"))
+    if settings.fullgraph:  # a graph break fails fullgraph; the model still compiles in pieces
+        chain.append(dataclasses.replace(chain[-1], fullgraph=False))
+    chain.append(EAGER)
+    return chain
+
+
+def compile_counter() -> int:
+    """Graphs dynamo has compiled in this process so far (each compile and recompile adds one)."""
+    from torch._dynamo.utils import counters
+    return int(counters["stats"]["unique_graphs"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Compile: the APPLY_MODEL wrapper
+# --------------------------------------------------------------------------------------------------
+
+class CompileWrapper:
+    """APPLY_MODEL wrapper that runs the diffusion model through torch.compile.
+
+    One instance per cloned patcher (ComfyUI 0.38 shares wrapper objects between clones, so the
+    configuration is fixed at construction). Its mutable part is the runtime state: the compiled
+    module of the model it last saw, the active step of the fallback chain, and counters
+    (`graphs_compiled`, `compile_seconds`, `calls`) for diagnostics and tests.
+    """
+
+    def __init__(self, settings: CompileSettings, keys=COMPILED_KEYS):
+        self.settings = settings
+        self.keys = tuple(keys)
+        self.chain = fallback_chain(settings)
+        self.active = 0
+        self.failures: list[str] = []
+        self.graphs_compiled = 0
+        self.compile_seconds = 0.0
+        self.calls = 0
+        self._compiled: dict = {}
+
+    @property
+    def active_setting(self):
+        return self.chain[self.active]
+
+    def _compiled_modules(self, base_model, setting: CompileSettings) -> dict:
+        out = {}
+        for key in self.keys:
+            module = comfy.utils.get_attr(base_model, key)
+            cached = self._compiled.get((key, setting))
+            if cached is None or cached[0] is not module:
+                cached = (module, torch.compile(module, **setting.torch_kwargs()))
+                self._compiled[(key, setting)] = cached
+            out[key] = cached[1]
+        return out
+
+    def _run(self, setting, executor, args, kwargs):
+        if setting == EAGER:
+            return executor(*args, **kwargs)
+        if setting.channels_last and args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4:
+            args = (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+        base_model = executor.class_obj
+        originals = {}
+        before, start = compile_counter(), time.perf_counter()
+        try:
+            for key, compiled in self._compiled_modules(base_model, setting).items():
+                originals[key] = comfy.utils.get_attr(base_model, key)
+                comfy.utils.set_attr(base_model, key, compiled)
+            return executor(*args, **kwargs)
+        finally:
+            for key, module in originals.items():
+                comfy.utils.set_attr(base_model, key, module)
+            new_graphs = compile_counter() - before
+            if new_graphs:
+                self.graphs_compiled += new_graphs
+                self.compile_seconds += time.perf_counter() - start
+
+    def __call__(self, executor, *args, **kwargs):
+        self.calls += 1
+        setting = self.active_setting
+        try:
+            return self._run(setting, executor, args, kwargs)
+        except comfy.model_management.InterruptProcessingException:
+            raise
+        except Exception as first:  # noqa: BLE001 — classified below by running uncompiled
+            if setting == EAGER:
+                raise
+            # Uncompiled first: if this fails too, the error is the model's, not the compiler's.
+            eager_out = executor(*args, **kwargs)
+            failed = [(setting, first)]
+            for index in range(self.active + 1, len(self.chain)):
+                candidate = self.chain[index]
+                if candidate == EAGER:
+                    self._settle(index, failed)
+                    return eager_out
+                try:
+                    out = self._run(candidate, executor, args, kwargs)
+                except comfy.model_management.InterruptProcessingException:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    failed.append((candidate, e))
+                    continue
+                self._settle(index, failed)
+                return out
+            raise AssertionError("the fallback chain ends with eager")  # pragma: no cover
+
+    def _settle(self, index: int, failed: list) -> None:
+        self.active = index
+        used = self.chain[index]
+        reasons = "; ".join(f"{s.describe()} failed: {_explain(e)}" for s, e in failed)
+        message = (f"LCM Kit Compile: {reasons}. Using {used if used == EAGER else used.describe()} instead; "
+                   "the graph goes on.")
+        self.failures.append(message)
+        log.warning(message)
+
+
+def _explain(e: BaseException) -> str:
+    """One line naming the root cause: dynamo wraps a backend's error (BackendCompilerFailed), the
+    interesting part is the error inside (e.g. the C++ compiler's)."""
+    inner = getattr(e, "inner_exception", None) or e.__cause__
+    if inner is not None and inner is not e:
+        return f"{type(e).__name__}: {_explain(inner)}"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {(lines[0] if lines else '')[:300]}"
+
+
+def builtin_compiler_reason(model) -> str | None:
+    """Why ComfyUI's own model compiler (comfy-aimdo / CUDA graphs, newer ComfyUI) counts as active
+    for this model, or None. Feature-detected: absent in older ComfyUI, where this returns None."""
+    if "comfy_aimdo" not in sys.modules:
+        return None
+    is_dynamic = getattr(model, "is_dynamic", None)
+    if callable(is_dynamic):
+        try:
+            if is_dynamic():
+                return "this model runs on ComfyUI's dynamic VRAM patcher (comfy-aimdo)"
+        except Exception:  # noqa: BLE001 — a detection probe never fails the graph
+            return None
+    return None
+
+
+def is_diffusion_model(model) -> bool:
+    base = getattr(model, "model", None)
+    return (callable(getattr(model, "clone", None)) and base is not None
+            and callable(getattr(base, "apply_model", None))
+            and isinstance(getattr(base, "diffusion_model", None), torch.nn.Module))
+
+
+def compile_model(model, settings: CompileSettings, stack_on_builtin: bool = False):
+    """A clone of `model` whose diffusion model runs through torch.compile at sample time.
+
+    Returns (model, note): `note` says why nothing was added (built-in compiler active), else None.
+    """
+    if not is_diffusion_model(model):
+        raise TypeError(f"LCM Kit Compile needs a diffusion MODEL (a ModelPatcher over a model with a "
+                        f"diffusion_model), got {type(model).__name__}; connect the MODEL output of a "
+                        f"checkpoint or LoRA loader")
+    m = model.clone()
+    # LoRA weights copied into the existing parameters (ComfyUI's own `weight_inplace_update`) keep
+    # every parameter's requires_grad as the unpatched model has it; replaced parameters come with
+    # requires_grad=False, which dynamo guards on: the first LoRA would recompile the whole model.
+    m.weight_inplace_update = True
+    reason = builtin_compiler_reason(m)
+    if reason and not stack_on_builtin:
+        note = f"torch.compile skipped: {reason}, which compiles the model itself"
+        log.info("LCM Kit Compile: %s", note)
+        return m, note
+    # Our own earlier compile (a chain of Compile nodes) is replaced, never stacked.
+    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, CompileWrapper(settings))
+    return m, None
+
+
+def compile_wrapper(model) -> CompileWrapper | None:
+    """The compile wrapper on `model` (for diagnostics and tests), or None."""
+    wrappers = model.get_wrappers(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
+    return wrappers[-1] if wrappers else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Offload: device policies on cloned patchers
+# --------------------------------------------------------------------------------------------------
+
+TEXT_ENCODER_POLICIES = ["default", "cpu"]
+VAE_POLICIES = ["default", "cpu"]
+MODEL_POLICIES = ["default", "keep resident", "offload after run"]
+CPU = torch.device("cpu")
+
+
+def _check(what: str, value, valid) -> None:
+    if value not in valid:
+        raise _choices_error(what, value, valid)
+
+
+def patcher_is_dynamic(patcher) -> bool:
+    is_dynamic = getattr(patcher, "is_dynamic", None)
+    return bool(callable(is_dynamic) and is_dynamic())
+
+
+def clip_on_device(clip, device: torch.device):
+    """A clone of CLIP whose text encoder loads on (and offloads to) `device`."""
+    c = clip.clone()
+    c.patcher.load_device = device
+    c.patcher.offload_device = device
+    return c
+
+
+def vae_on_device(vae, device: torch.device):
+    """A copy of VAE that encodes/decodes on `device` (VAE has no clone() in older ComfyUI).
+
+    The dtype is the one ComfyUI picks for that device (as `--cpu-vae` does): a VAE loaded in
+    fp16/bf16 for a GPU gets its own float32 copy of the weights for the CPU (≈160 MB for SD's VAE);
+    otherwise the weights are shared through a cloned patcher."""
+    import comfy.model_patcher
+    v = vae.clone() if callable(getattr(vae, "clone", None)) else copy.copy(vae)
+    dtype = comfy.model_management.vae_dtype(device, getattr(vae, "working_dtypes", [torch.float32]))
+    if dtype != vae.vae_dtype:
+        v.first_stage_model = copy.deepcopy(vae.first_stage_model).to(device=device, dtype=dtype)
+        v.patcher = comfy.model_patcher.ModelPatcher(v.first_stage_model, load_device=device, offload_device=device)
+        v.vae_dtype = dtype
+    elif v.patcher is vae.patcher:
+        v.patcher = vae.patcher.clone()
+    v.device = device
+    v.patcher.load_device = device
+    v.patcher.offload_device = device
+    return v
+
+
+class OffloadAfterRun:
+    """OUTER_SAMPLE wrapper: after sampling, unloads this model through model_management.free_memory
+    (every other loaded model is kept), so the memory is free for the VAE and other models."""
+
+    def __call__(self, executor, *args, **kwargs):
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            unload_model(executor.class_obj.model_patcher)
+
+
+def unload_model(patcher) -> int:
+    """Unload every loaded copy of `patcher`'s model through model_management; returns how many."""
+    mm = comfy.model_management
+    ours = [lm for lm in mm.current_loaded_models if lm.model is not None and lm.model.is_clone(patcher)]
+    others = [lm for lm in mm.current_loaded_models if lm not in ours]
+    devices = {lm.device for lm in ours}
+    unloaded = 0
+    for device in devices:
+        unloaded += len(mm.free_memory(1e30, device, keep_loaded=others))
+    return unloaded
+
+
+def apply_model_policy(model, policy: str):
+    """A clone of MODEL with the residency policy on its patcher; returns (model, note)."""
+    _check("model policy", policy, MODEL_POLICIES)
+    m = model.clone()
+    if policy == "default":
+        return m, None
+    if patcher_is_dynamic(m):
+        note = f"model policy {policy!r} left to ComfyUI: this model runs on the dynamic VRAM patcher"
+        log.info("LCM Kit Offload: %s", note)
+        return m, note
+    wrappers = comfy.patcher_extension.WrappersMP
+    m.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY)
+    if policy == "keep resident":
+        # ComfyUI's --highvram does the same for every model: "offloading" lands on the load device.
+        m.offload_device = m.load_device
+    else:
+        m.offload_device = CPU if m.offload_device == m.load_device else m.offload_device
+        m.add_wrapper_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY, OffloadAfterRun())
+    return m, None
+
+
+def apply_offload(model, clip, vae, text_encoder: str, vae_policy: str, model_policy: str):
+    """The device policy as clones: returns (model, clip, vae, notes)."""
+    _check("text encoder policy", text_encoder, TEXT_ENCODER_POLICIES)
+    _check("VAE policy", vae_policy, VAE_POLICIES)
+    _check("model policy", model_policy, MODEL_POLICIES)
+    if not is_diffusion_model(model):
+        raise TypeError(f"LCM Kit Offload needs a diffusion MODEL, got {type(model).__name__}")
+    notes = []
+    m, note = apply_model_policy(model, model_policy)
+    notes += [note] if note else []
+    c = clip_on_device(clip, CPU) if text_encoder == "cpu" else clip.clone()
+    v = vae_on_device(vae, CPU) if vae_policy == "cpu" else vae
+    return m, c, v, notes
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast decode with TAESD / TAESDXL
+# --------------------------------------------------------------------------------------------------
+
+_TAESD_CACHE: dict = {}
+
+
+def taesd_decoder_name(model) -> str:
+    """The vae_approx decoder name ComfyUI's latent format asks for: taesd_decoder (SD1.5) or
+    taesdxl_decoder (SDXL)."""
+    latent_format = model.model.latent_format
+    name = getattr(latent_format, "taesd_decoder_name", None)
+    if not name or not name.startswith(("taesd_", "taesdxl_")):
+        raise ValueError(f"no TAESD decoder for this model's latent format ({type(latent_format).__name__}); "
+                         "Fast Decode supports SD1.5 (taesd) and SDXL (taesdxl) models: use VAE Decode")
+    return name
+
+
+def find_taesd_decoder(name: str) -> str:
+    import folder_paths
+    files = folder_paths.get_filename_list("vae_approx")
+    found = next((f for f in files if f.startswith(name + ".")), None)
+    if found is None:
+        folders = ", ".join(folder_paths.get_folder_paths("vae_approx"))
+        raise FileNotFoundError(
+            f"Fast Decode needs {name}.safetensors (or .pth) in ComfyUI's vae_approx folder ({folders}); "
+            f"missing. Found there: {', '.join(files) or 'nothing'}. Get it from madebyollin's taesd "
+            f"releases ({'taesdxl' if 'xl' in name else 'taesd'}), or use VAE Decode.")
+    return folder_paths.get_full_path_or_raise("vae_approx", found)
+
+
+def load_taesd_decoder(path: str, scale: float, shift: float):
+    import os
+
+    from comfy.taesd.taesd import TAESD
+    key = (path, os.path.getmtime(path), scale, shift)
+    taesd = _TAESD_CACHE.get(key)
+    if taesd is None:
+        taesd = TAESD(None, path).eval().requires_grad_(False)
+        taesd.taesd_encoder = None  # decode only: nothing of the encoder is loaded
+        with torch.no_grad():
+            taesd.vae_scale.fill_(scale)
+            taesd.vae_shift.fill_(shift)
+        _TAESD_CACHE.clear()
+        _TAESD_CACHE[key] = taesd
+    return taesd
+
+
+def fast_decode(model, samples: torch.Tensor) -> torch.Tensor:
+    """Decode a LATENT batch (ComfyUI's raw VAE latent space) with TAESD/TAESDXL -> IMAGE (B,H,W,3)."""
+    name = taesd_decoder_name(model)
+    latent_format = model.model.latent_format
+    taesd = load_taesd_decoder(find_taesd_decoder(name), float(latent_format.scale_factor),
+                               float(getattr(latent_format, "shift_factor", 0.0) or 0.0))
+    device = comfy.model_management.vae_device()
+    taesd.to(device)
+    with torch.no_grad():
+        images = taesd.decode(samples.to(device, torch.float32))
+    images = ((images + 1.0) / 2.0).clamp(0.0, 1.0)
+    return images.movedim(1, -1).to(comfy.model_management.intermediate_device())

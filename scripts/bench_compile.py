@@ -1,0 +1,118 @@
+"""Compile vs eager on the tiny UNets (CPU here, whatever device ComfyUI picks elsewhere).
+
+    python3 scripts/testbed.py python scripts/bench_compile.py [--sdxl] [--size 256] [--steps 4] [--repeats 5]
+
+`run(report)` fills `report["compile"]` and returns it (`make bench` calls it): per architecture the
+median sampling time eager and compiled (warm, after warm-up runs), the speed-up, the first compiled
+run's extra time (compile time), and how many graphs dynamo compiled after a LoRA strength change, a
+LoRA stack change, a prompt change and a seed change (all should be 0). The tiny models have random
+weights: speed is what they measure, not images.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import comfy_env, tiny_models  # noqa: E402
+
+ARCHS = {
+    "sd15": ("tiny-sd15.safetensors", "tiny-sd15-style-kohya.safetensors", "tiny-sd15-lcm-kohya.safetensors"),
+    "sdxl": ("tiny-sdxl.safetensors", "tiny-sdxl-style-kohya.safetensors", "tiny-sdxl-lcm-kohya.safetensors"),
+}
+
+
+def _boot(archs) -> None:
+    files = ["vae_approx/taesd_decoder.safetensors"]
+    for arch in archs:
+        ckpt, *loras = ARCHS[arch]
+        files += [f"checkpoints/{ckpt}"] + [f"loras/{name}" for name in loras]
+    base = comfy_env._BOOTED.get("base") or Path(tempfile.mkdtemp(prefix="lcm-kit-bench-"))
+    comfy_env.make_base_dir(base, {})
+    comfy_env.bootstrap(base)
+    comfy_env.make_base_dir(base, tiny_models.ensure(*files))
+
+
+def _bench_arch(arch: str, size: int, steps: int, repeats: int) -> dict:
+    import torch
+
+    import nodes
+    opt = comfy_env.pack_module().nodes.optimize
+    ckpt, style, lcm = ARCHS[arch]
+    model, clip = nodes.CheckpointLoaderSimple().load_checkpoint(ckpt)[:2]
+
+    def with_loras(stack):
+        m, c = model, clip
+        for name, strength in stack:
+            m, c = nodes.LoraLoader().load_lora(m, c, name, strength, strength)
+        return m, c
+
+    def sample(stack, compiled, seed=1, text="a red fox in the snow"):
+        m, c = with_loras(stack)
+        if compiled:  # a fresh Compile node output, as when the graph above it changes
+            m = opt.compile_model(m, opt.CompileSettings())[0]
+        pos, neg = (nodes.CLIPTextEncode().encode(c, t)[0] for t in (text, ""))
+        latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
+        before, start = opt.compile_counter(), time.perf_counter()
+        nodes.common_ksampler(m, seed, steps, 1.0, "lcm", "simple", pos, neg, latent, disable_noise=False)
+        return time.perf_counter() - start, opt.compile_counter() - before
+
+    base_stack = [(style, 1.0)]
+    sample(base_stack, False)  # warm-up: loads, patches, allocator
+    eager = [sample(base_stack, False)[0] for _ in range(repeats)]
+    first, first_graphs = sample(base_stack, True)
+    sample(base_stack, True)
+    compiled = [sample(base_stack, True)[0] for _ in range(repeats)]
+    recompiles = {
+        "lora_strength": sample([(style, 0.4)], True)[1],
+        "lora_stack": sample([(lcm, 1.0), (style, 0.7)], True)[1],
+        "prompt": sample(base_stack, True, text="a lighthouse at dusk")[1],
+        "seed": sample(base_stack, True, seed=42)[1],
+    }
+    eager_s, compiled_s = statistics.median(eager), statistics.median(compiled)
+    return {
+        "size": size, "steps": steps, "repeats": repeats,
+        "eager_s": round(eager_s, 4), "compiled_s": round(compiled_s, 4),
+        "speedup": round(eager_s / compiled_s, 3),
+        "first_compiled_run_s": round(first, 2), "compile_s": round(first - compiled_s, 2),
+        "graphs_first_compile": first_graphs, "graphs_after_change": recompiles,
+    }
+
+
+def run(report: dict, archs=("sd15",), size: int = 256, steps: int = 4, repeats: int = 5) -> dict:
+    """Fill report["compile"] with compile-vs-eager figures for each architecture in `archs`."""
+    import torch
+    _boot(archs)
+    import comfy.model_management as mm
+    out = report.setdefault("compile", {})
+    out["device"] = str(mm.get_torch_device())
+    out["torch"] = torch.__version__
+    out["threads"] = torch.get_num_threads()
+    out["load_average_at_start"] = round(os.getloadavg()[0], 2)  # shared CI cores make timings noisy
+    for arch in archs:
+        out[arch] = _bench_arch(arch, size, steps, repeats)
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sdxl", action="store_true", help="also the tiny SDXL UNet (2.2 GB checkpoint, slow)")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    report = run({}, archs=("sd15", "sdxl") if a.sdxl else ("sd15",), size=a.size, steps=a.steps,
+                 repeats=a.repeats)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

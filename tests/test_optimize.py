@@ -1,0 +1,343 @@
+"""Compile, Offload and Fast Decode (issue #5), through ComfyUI's real executor on the tiny models.
+
+Compile budget: the tiny SD1.5 UNet is compiled with CPU inductor once for the module (`warm`, 8×8
+latents); every later run must reuse it. Compilations are counted with dynamo's own counter
+(`torch._dynamo.utils.counters["stats"]["unique_graphs"]`): every compile and recompile adds one.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import graphs
+
+STYLE = "tiny-sd15-style-kohya.safetensors"
+LCM = "tiny-sd15-lcm-kohya.safetensors"
+COMPILE = {"mode": "default", "backend": "inductor", "dynamic": "auto", "fullgraph": False, "channels_last": False}
+NODE_IDS = ["LCMKitCompile", "LCMKitOffload", "LCMKitFastDecode"]
+# Saved workflows store widget values positionally: this order is fixed forever.
+WIDGET_ORDER = {
+    "LCMKitCompile": ["model", "mode", "backend", "dynamic", "fullgraph", "channels_last", "stack_on_builtin"],
+    "LCMKitOffload": ["model", "clip", "vae", "text_encoder", "vae_device", "model_between_runs"],
+    "LCMKitFastDecode": ["samples", "model"],
+}
+
+
+@pytest.fixture(scope="module")
+def opt(pack):
+    return pack.nodes.optimize
+
+
+def _latent(comfy_outputs: dict, base_dir) -> torch.Tensor:
+    (entry,) = comfy_outputs["save"]["latents"]
+    return load_file(str(base_dir / "output" / entry["subfolder"] / entry["filename"]))["latent_tensor"]
+
+
+def _run(comfy, base_dir, opt, **graph_args) -> tuple[torch.Tensor, int]:
+    """Runs a compile_graph; returns (latent, graphs dynamo compiled during the run)."""
+    before = opt.compile_counter()
+    out = comfy.run(graphs.compile_graph(**graph_args))
+    return _latent(out, base_dir), opt.compile_counter() - before
+
+
+@pytest.fixture(scope="module")
+def warm(comfy, base_dir, opt):
+    """The one inductor compile of this module: tiny SD1.5 + a style LoRA at 1.0, 8×8 latents."""
+    latent, compiled = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE)
+    return latent, compiled
+
+
+# ---------------------------------------------------------------------------------------------
+# Node surface
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("node_id", NODE_IDS)
+def test_node_has_description_category_tooltips_and_fixed_widget_order(pack, node_id):
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    assert cls.CATEGORY == "LCM Kit/optimize"
+    assert len(cls.DESCRIPTION) > 80
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id].endswith("(LCM Kit)")
+    inputs = cls.INPUT_TYPES()
+    spec = {**inputs["required"], **inputs.get("optional", {})}
+    assert list(spec) == WIDGET_ORDER[node_id]
+    for name, (_, options) in spec.items():
+        assert len(options.get("tooltip", "")) > 20, f"{node_id}.{name} has no useful tooltip"
+
+
+# ---------------------------------------------------------------------------------------------
+# Compile
+# ---------------------------------------------------------------------------------------------
+
+def test_compiled_model_gives_the_uncompiled_result(comfy, base_dir, opt, warm):
+    compiled_latent, graphs_compiled = warm
+    assert graphs_compiled > 0, "the first run under LCMKitCompile compiled nothing"
+    eager, _ = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)])
+    assert torch.allclose(compiled_latent, eager, atol=1e-3), (compiled_latent - eager).abs().max()
+
+
+@pytest.mark.parametrize("strength", [0.5, 0.0])
+def test_lora_strength_change_applies_exactly_without_recompiling(comfy, base_dir, opt, warm, strength):
+    compiled, new_graphs = _run(comfy, base_dir, opt, loras=[(STYLE, strength)], compile=COMPILE)
+    assert new_graphs == 0
+    eager, _ = _run(comfy, base_dir, opt, loras=[(STYLE, strength)])
+    assert torch.allclose(compiled, eager, atol=1e-3), (compiled - eager).abs().max()
+    # The LoRA really acts under compile: another strength gives another image.
+    assert (compiled - warm[0]).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("loras", [[], [(LCM, 1.0)], [(LCM, 0.8), (STYLE, 0.6)]], ids=["none", "other", "two"])
+def test_lora_stack_change_does_not_recompile(comfy, base_dir, opt, warm, loras):
+    compiled, new_graphs = _run(comfy, base_dir, opt, loras=loras, compile=COMPILE)
+    assert new_graphs == 0
+    eager, _ = _run(comfy, base_dir, opt, loras=loras)
+    assert torch.allclose(compiled, eager, atol=1e-3), (compiled - eager).abs().max()
+
+
+@pytest.mark.parametrize("change", [{"seed": 99}, {"text": "a lighthouse at dusk, oil painting"}])
+def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, opt, warm, change):
+    compiled, new_graphs = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, **change)
+    assert new_graphs == 0
+    assert (compiled - warm[0]).abs().max() > 0.05
+
+
+@pytest.mark.slow  # a second inductor compile (dynamic shapes): ≈40 s quiet, minutes on busy cores
+def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, opt, warm):
+    _, first_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, size=128)
+    # Each compiled frame recompiles once, with dynamic shapes (graph breaks make several frames) ...
+    assert 0 < first_change <= warm[1]
+    # ... and from then on every resolution runs the dynamic graphs.
+    _, second_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, size=96)
+    assert second_change == 0
+
+
+@pytest.mark.slow
+def test_sdxl_unet_compiles_and_lora_changes_do_not_recompile(comfy, base_dir, opt, sdxl_models):
+    """SDXL's UNet (label embedding, 10-deep transformers) through the same wrapper. Dynamo's
+    `eager` backend: recompiles are dynamo's decision whatever the backend, and an inductor compile of
+    this UNet takes many minutes on 2 cores."""
+    settings = {**COMPILE, "backend": "eager"}
+    run = dict(ckpt="tiny-sdxl.safetensors", size=64, steps=1, compile=settings)
+    first, compiled_graphs = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 1.0)], **run)
+    assert compiled_graphs > 0
+    second, new_graphs = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
+                              **run)
+    assert new_graphs == 0
+    eager, _ = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
+                    **{**run, "compile": None})
+    assert torch.allclose(second, eager, atol=1e-3) and not torch.allclose(first, second, atol=1e-2)
+
+
+def test_compile_clones_and_never_mutates_its_input(comfy, opt):
+    import nodes
+    import comfy.patcher_extension as pe
+    model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
+    settings = opt.CompileSettings()
+    a, _ = opt.compile_model(model, settings)
+    b, _ = opt.compile_model(a, settings)
+    assert a is not model and b is not a
+    assert opt.compile_wrapper(model) is None and model.weight_inplace_update is False
+    # One wrapper per clone, never shared, and a second Compile replaces the first instead of stacking.
+    assert opt.compile_wrapper(a) is not opt.compile_wrapper(b)
+    assert len(b.get_wrappers(pe.WrappersMP.APPLY_MODEL, opt.WRAPPER_KEY)) == 1
+    # No built-in compiler (comfy-aimdo) in this ComfyUI: nothing is detected, ours is used.
+    assert opt.builtin_compiler_reason(a) is None
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog):
+    """A backend that fails the way a missing compiler does: the graph still runs, uncompiled, with
+    one warning naming what failed and what is used instead, and the same result as without compile."""
+    import torch._dynamo
+    import nodes
+
+    @torch._dynamo.register_backend(name="lcm_kit_test_broken")
+    def broken(gm, example_inputs, **kwargs):
+        raise RuntimeError("C++ compile error: cc1plus: not found")
+
+    model, clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:2]
+    pos, neg = (nodes.CLIPTextEncode().encode(clip, t)[0] for t in ("a fox", ""))
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+
+    def sample(m):
+        return nodes.common_ksampler(m, 3, 2, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+
+    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="lcm_kit_test_broken"))
+    caplog.set_level(logging.WARNING, logger="lcm_kit")
+    out = sample(compiled)
+    out_again = sample(compiled)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "lcm_kit_test_broken" in warnings[0] and "cc1plus" in warnings[0] and "eager" in warnings[0]
+    assert opt.compile_wrapper(compiled).active_setting == opt.EAGER
+    reference = sample(model)
+    assert torch.equal(out, reference) and torch.equal(out_again, reference)
+
+
+def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, opt, caplog):
+    """A real unsupported construct: on this CPU bed ComfyUI's sub-quadratic attention asks psutil
+    for free memory inside the UNet, a graph break, so fullgraph fails at the first call. The next
+    step of the chain (same backend without fullgraph) is used, not eager."""
+    import nodes
+    model, clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:2]
+    pos, neg = (nodes.CLIPTextEncode().encode(clip, t)[0] for t in ("a fox", ""))
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="eager", fullgraph=True))
+    caplog.set_level(logging.WARNING, logger="lcm_kit")
+    out = nodes.common_ksampler(compiled, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+    reference = nodes.common_ksampler(model, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+    assert torch.allclose(out, reference, atol=1e-4)
+    wrapper = opt.compile_wrapper(compiled)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
+    if wrapper.active == 0:  # an attention without graph breaks (another ComfyUI): fullgraph just works
+        assert not warnings
+    else:
+        assert wrapper.active_setting == opt.CompileSettings(backend="eager", fullgraph=False)
+        assert len(warnings) == 1 and "fullgraph) failed: Unsupported" in warnings[0]
+        assert "Using torch.compile(backend=eager) instead" in warnings[0]
+
+
+def test_model_errors_are_not_mistaken_for_compile_failures(comfy, opt, caplog):
+    """Wrong conditioning fails uncompiled too: its own error surfaces, no fallback, no warning."""
+    import nodes
+    model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
+    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="eager"))
+    bad = [[torch.zeros(1, 7, 1024), {}]]  # SD1.5 wants 768-wide context
+    caplog.set_level(logging.WARNING, logger="lcm_kit")
+    with pytest.raises(RuntimeError):
+        nodes.common_ksampler(compiled, 1, 1, 1.0, "lcm", "simple", bad, bad, {"samples": torch.zeros(1, 4, 8, 8)})
+    assert opt.compile_wrapper(compiled).active == 0
+    assert not [r for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
+
+
+def test_fallback_chain_goes_to_default_mode_then_eager(opt):
+    chain = opt.fallback_chain(opt.CompileSettings(mode="reduce-overhead"))
+    assert [c if c == opt.EAGER else c.mode for c in chain] == ["reduce-overhead", "default", opt.EAGER]
+    assert opt.fallback_chain(opt.CompileSettings())[1:] == [opt.EAGER]
+    full = opt.fallback_chain(opt.CompileSettings(mode="max-autotune", fullgraph=True))
+    assert [(c.mode, c.fullgraph) for c in full[:-1]] == [("max-autotune", True), ("default", True), ("default", False)]
+
+
+@pytest.mark.parametrize("field, value", [("mode", "turbo"), ("backend", "tensorrt"), ("dynamic", "maybe")])
+def test_unknown_combo_value_in_a_saved_workflow_is_rejected_with_the_valid_ones(comfy, opt, field, value):
+    prompt = graphs.compile_graph(compile={**COMPILE, field: value})
+    valid, error, _, node_errors = comfy.validate(prompt)
+    assert not valid
+    message = str(node_errors["compile"]["errors"])
+    assert value in message and field in message
+    valid_values = {"mode": opt.COMPILE_MODES, "backend": opt.COMPILE_BACKENDS, "dynamic": opt.DYNAMIC_CHOICES}[field]
+    assert all(v in message for v in valid_values), message
+
+
+@pytest.mark.parametrize("field, value, listed", [("mode", "turbo", "reduce-overhead"),
+                                                  ("backend", "tensorrt", "inductor"),
+                                                  ("dynamic", "maybe", "auto")])
+def test_unknown_setting_from_other_paths_is_a_clear_error(opt, field, value, listed):
+    with pytest.raises(ValueError, match=rf"unknown .*{value}.*valid: .*{listed}"):
+        opt.CompileSettings(**{field: value})
+
+
+def test_compile_on_something_that_is_not_a_diffusion_model_is_a_clear_error(comfy, opt):
+    import nodes
+    clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[1]
+    with pytest.raises(TypeError, match="needs a diffusion MODEL"):
+        opt.compile_model(clip.patcher, opt.CompileSettings())
+    with pytest.raises(TypeError, match="needs a diffusion MODEL"):
+        opt.compile_model(clip, opt.CompileSettings())
+
+
+# ---------------------------------------------------------------------------------------------
+# Offload
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def loaded(comfy):
+    import nodes
+    return nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:3]
+
+
+def test_offload_policy_lands_on_cloned_patchers(pack, opt, loaded):
+    import comfy.patcher_extension as pe
+    model, clip, vae = loaded
+    before = (clip.patcher.load_device, vae.device, model.offload_device)
+    node = pack.NODE_CLASS_MAPPINGS["LCMKitOffload"]()
+    m, c, v = node.offload(model, clip, vae, "cpu", "cpu", "offload after run")["result"]
+    cpu = torch.device("cpu")
+    assert c.patcher is not clip.patcher and c.patcher.load_device == cpu and c.patcher.offload_device == cpu
+    assert v is not vae and v.patcher is not vae.patcher and v.device == cpu and v.patcher.load_device == cpu
+    assert m is not model and m.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+    # Inputs untouched.
+    assert (clip.patcher.load_device, vae.device, model.offload_device) == before
+    assert not model.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+
+    resident = node.offload(model, clip, vae, "default", "default", "keep resident")["result"][0]
+    assert resident.offload_device == resident.load_device
+    assert not resident.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+
+
+def _is_loaded(patcher) -> bool:
+    import comfy.model_management as mm
+    return any(lm.model is not None and lm.model.is_clone(patcher) for lm in mm.current_loaded_models)
+
+
+def test_offload_after_run_unloads_the_model_through_model_management(pack, loaded):
+    import nodes
+    model, clip, vae = loaded
+    node = pack.NODE_CLASS_MAPPINGS["LCMKitOffload"]()
+    pos, neg = (nodes.CLIPTextEncode().encode(clip, t)[0] for t in ("a fox", ""))
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    for policy, stays in [("keep resident", True), ("offload after run", False)]:
+        m = node.offload(model, clip, vae, "default", "default", policy)["result"][0]
+        nodes.common_ksampler(m, 1, 1, 1.0, "lcm", "simple", pos, neg, latent)
+        assert _is_loaded(model) is stays, policy
+
+
+def test_offload_graph_runs_end_to_end(comfy, base_dir):
+    g = graphs.core_lcm_graph(prefix="offload", steps=1)
+    g["offload"] = {"class_type": "LCMKitOffload", "inputs": {
+        "model": ["ckpt", 0], "clip": ["ckpt", 1], "vae": ["ckpt", 2], "text_encoder": "cpu",
+        "vae_device": "cpu", "model_between_runs": "offload after run"}}
+    g["msd"]["inputs"]["model"] = ["offload", 0]
+    g["pos"]["inputs"]["clip"] = g["neg"]["inputs"]["clip"] = ["offload", 1]
+    g["decode"]["inputs"]["vae"] = ["offload", 2]
+    out = comfy.run(g)
+    assert len(out["save"]["images"]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast decode
+# ---------------------------------------------------------------------------------------------
+
+def test_fast_decode_matches_core_taesd_vae_decode(comfy, pack, loaded):
+    """Reference: core's VAELoader("taesd") + VAEDecode on the same latents."""
+    import nodes
+    model = loaded[0]
+    samples = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = pack.NODE_CLASS_MAPPINGS["LCMKitFastDecode"]().decode({"samples": samples}, model)[0]
+    taesd_vae = nodes.VAELoader().load_vae("taesd")[0]
+    core = nodes.VAEDecode().decode(taesd_vae, {"samples": samples})[0]
+    assert ours.shape == core.shape == (1, 64, 64, 3)
+    assert torch.allclose(ours, core, atol=1e-4), (ours - core).abs().max()
+    assert np.asarray(ours).std() > 0.01
+
+
+def test_fast_decode_without_weights_lists_what_is_missing(comfy, opt):
+    with pytest.raises(FileNotFoundError) as e:
+        opt.find_taesd_decoder("taesdxl_decoder")
+    message = str(e.value)
+    assert "taesdxl_decoder" in message and "vae_approx" in message and "taesd_decoder.safetensors" in message
+
+
+def test_vae_loaded_in_half_gets_its_own_float32_copy_on_cpu(comfy, opt, loaded):
+    """As ComfyUI's --cpu-vae: the CPU decodes in the dtype ComfyUI picks for it (float32 here)."""
+    import comfy.sd
+    vae = loaded[2]
+    half = comfy.sd.VAE(sd=vae.get_sd(), dtype=torch.float16)
+    on_cpu = opt.vae_on_device(half, torch.device("cpu"))
+    assert on_cpu.vae_dtype == torch.float32
+    assert next(on_cpu.first_stage_model.parameters()).dtype == torch.float32
+    assert next(half.first_stage_model.parameters()).dtype == torch.float16 and half.vae_dtype == torch.float16
+    samples = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(on_cpu.decode(samples), vae.decode(samples), atol=1e-2)

@@ -63,7 +63,12 @@ class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_s
 
 
 def patch_lcm_sampling(model, original_steps: int = 50):
-    """A clone of `model` (a ModelPatcher) with LCMModelSampling; the input is never modified."""
+    """`model` (a ModelPatcher) with LCMModelSampling for `original_steps`: the model itself when it already
+    has it (e.g. from the LCM-LoRA Loader: no new clone, so ComfyUI keeps the loaded model as it is), else
+    a clone; the input is never modified."""
+    ms = model.get_model_object("model_sampling")
+    if isinstance(ms, LCMModelSampling) and ms.original_steps == int(original_steps):
+        return model
     m = model.clone()
     ms = LCMModelSampling(model.model.model_config, original_steps=original_steps)
     m.add_object_patch("model_sampling", ms)

@@ -147,3 +147,17 @@ def test_server_streams_progress_and_previews(server):
     progress = [p for p in ws.events("progress") if p.get("prompt_id") == prompt_id and p.get("node") == "sampler"]
     assert [p["value"] for p in progress] == [1, 2, 3, 4]
     assert len(ws.binary) >= 4  # latent previews (--preview-method latent2rgb), one per step
+
+
+def test_model_that_already_has_lcm_sampling_is_not_cloned_again(pack, comfy):
+    """After the LCM-LoRA Loader the MODEL already carries LCM sampling: the sampler reuses it as it is,
+    so live re-runs do not make ComfyUI load a new model copy."""
+    import comfy.sd
+    import folder_paths
+    lcm = pack.nodes.lcm_sampling
+    model = comfy.sd.load_checkpoint_guess_config(folder_paths.get_full_path("checkpoints", "tiny-sd15.safetensors"),
+                                                  output_vae=False, output_clip=False)[0]
+    patched = lcm.patch_lcm_sampling(model)
+    assert patched is not model and not isinstance(model.get_model_object("model_sampling"), lcm.LCMModelSampling)
+    assert lcm.patch_lcm_sampling(patched) is patched
+    assert lcm.patch_lcm_sampling(patched, 25) is not patched

@@ -347,7 +347,8 @@ def diffusers_unet(arch: str, comfy_unet_sd: dict | None = None, extra_config: d
     cfg.update(extra_config or {})
     model = UNet2DConditionModel(**cfg)
     mapping = comfy.utils.unet_to_diffusers(full_cfg)
-    converted = {dk: comfy_unet_sd[lk].float() for dk, lk in mapping.items() if lk in comfy_unet_sd}
+    wanted = model.state_dict().keys()  # ComfyUI maps SDXL's label_emb under two diffusers names
+    converted = {dk: comfy_unet_sd[lk].float() for dk, lk in mapping.items() if lk in comfy_unet_sd and dk in wanted}
     missing, unexpected = model.load_state_dict(converted, strict=False)
     missing = [m for m in missing if not m.startswith("time_embedding.cond_proj")]
     if missing or unexpected:

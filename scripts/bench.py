@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import statistics
@@ -292,7 +293,13 @@ def main(argv=None) -> int:
         mod = importlib.import_module(path.stem)
         if hasattr(mod, "run"):
             print(f"\n== {path.stem} ==", flush=True)
-            mod.run(report, args)
+            params = inspect.signature(mod.run).parameters
+            kw = {"repeats": repeats} if "repeats" in params else {}
+            if args.quick and "frames" in params:
+                kw["frames"] = 3
+            t0 = time.perf_counter()
+            mod.run(report, **kw)
+            print(f"({path.stem}: {time.perf_counter() - t0:.0f} s)", flush=True)
 
     report["total_s"] = round(time.perf_counter() - t_all, 1)
     out = Path(args.out)

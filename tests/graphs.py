@@ -61,6 +61,7 @@ def img2img(g: dict, image_latent_seed: int = 3) -> dict:
     g = dict(g)
     g["image"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0x3366CC}}
     g["latent"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["ckpt", 2]}}
+    return g
 
 
 def compile_graph(loras: list[tuple[str, float]] = (), compile: dict | None = None, seed: int = 1,

@@ -143,41 +143,35 @@ def decode_save(w: Workflow, samples: Out, vae: Out, prefix: str):
 
 
 def lcm_lora(w: Workflow, ckpt: Node, lora_name: str):
-    """The LCM-LoRA step: our loader once it exists in this build, else core's LoraLoader."""
-    if "LCMKitLoraLoader" in w.classes:
-        node = w.node("LCMKitLoraLoader", model=ckpt[0], clip=ckpt[1], lora_name=lora_name, strength=1.0)
-    else:
-        node = w.node("LoraLoader", model=ckpt[0], clip=ckpt[1], lora_name=lora_name, strength_model=1.0,
-                      strength_clip=1.0)
-    return node
+    """The LCM-LoRA step."""
+    return w.node("LCMKitLoraLoader", model=ckpt[0], clip=ckpt[1], lora_name=lora_name, strength=1.0)
+
+
+def lora_txt2img(note: str, ckpt_name: str, lora_name: str, size: int, seed: int, prefix: str) -> Workflow:
+    """Checkpoint → LCM-LoRA Loader → LCM Sampler (4 steps, cfg 1) → VAE Decode → Save Image."""
+    w = Workflow(note)
+    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=ckpt_name)
+    lora = lcm_lora(w, ckpt, lora_name)
+    pos, neg = prompt_pair(w, lora[1])
+    latent = w.node("EmptyLatentImage", width=size, height=size, batch_size=1)
+    s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=latent[0], seed=seed,
+               steps=4, cfg=1.0)
+    decode_save(w, s[0], ckpt[2], prefix)
+    return w
 
 
 def sd15_txt2img() -> Workflow:
-    w = Workflow("LCM-LoRA text-to-image, SD1.5, 4 steps.\n\nAny SD1.5 checkpoint + lcm-lora-sdv1-5 (models/loras) "
-                 "becomes a 4-step model. Keep cfg at 1.0-2.0 (LCM was trained with low guidance); 2 steps for "
-                 "drafts, 8 for final output (steps_preset).")
-    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
-    lora = lcm_lora(w, ckpt, SD15_LCM_LORA)
-    pos, neg = prompt_pair(w, lora[1])
-    latent = w.node("EmptyLatentImage", width=512, height=512, batch_size=1)
-    s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=latent[0], seed=42,
-               steps=4, cfg=1.0)
-    decode_save(w, s[0], ckpt[2], "lcm_sd15")
-    return w
+    return lora_txt2img(
+        "LCM-LoRA text-to-image, SD1.5, 4 steps.\n\nAny SD1.5 checkpoint + lcm-lora-sdv1-5 (models/loras) "
+        "becomes a 4-step model. Keep cfg at 1.0-2.0 (LCM was trained with low guidance); 2 steps for "
+        "drafts, 8 for final output (steps_preset).", SD15_CKPT, SD15_LCM_LORA, 512, 42, "lcm_sd15")
 
 
 def sdxl_768() -> Workflow:
-    w = Workflow("LCM-LoRA text-to-image, SDXL at 768x768, 4 steps.\n\nThe tutorial's advice: LCM-LoRA for SDXL "
-                 "can show grid-like artifacts at 1024x1024 - generate at 768x768 and upscale, or raise steps to "
-                 "6-8 for full resolution. Works the same with SSD-1B.")
-    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SDXL_CKPT)
-    lora = lcm_lora(w, ckpt, SDXL_LCM_LORA)
-    pos, neg = prompt_pair(w, lora[1])
-    latent = w.node("EmptyLatentImage", width=768, height=768, batch_size=1)
-    s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=latent[0], seed=7,
-               steps=4, cfg=1.0)
-    decode_save(w, s[0], ckpt[2], "lcm_sdxl")
-    return w
+    return lora_txt2img(
+        "LCM-LoRA text-to-image, SDXL at 768x768, 4 steps.\n\nThe tutorial's advice: LCM-LoRA for SDXL "
+        "can show grid-like artifacts at 1024x1024 - generate at 768x768 and upscale, or raise steps to "
+        "6-8 for full resolution. Works the same with SSD-1B.", SDXL_CKPT, SDXL_LCM_LORA, 768, 7, "lcm_sdxl")
 
 
 def style_stack() -> Workflow:

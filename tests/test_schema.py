@@ -20,7 +20,7 @@ def _kind(spec):
     kind = spec[0]
     if isinstance(kind, list):
         # fixed choices are part of the format; file lists depend on the user's folders
-        files = any("." in str(o) or "/" in str(o) for o in kind)
+        files = not kind or any("." in str(o) or "/" in str(o) for o in kind)  # fixed choices are never empty
         return {"type": "COMBO", "options": None if files else list(kind)}
     return {"type": kind}
 

@@ -115,18 +115,20 @@ def lcm_renoise(denoised: torch.Tensor, sigma_next: float, noise: torch.Tensor) 
 
 
 def tcd_step(x0: torch.Tensor, eps: torch.Tensor, alpha_s: float, alpha_prev: float,
-             noise: torch.Tensor | None) -> torch.Tensor:
-    """One TCD step (TCD paper Alg. 4; diffusers `TCDScheduler.step`), returned in sigma space at the
-    previous timestep when `noise` is given, else in VP space at s (the final step, as diffusers returns it).
+             noise: torch.Tensor | None = None, final: bool = False) -> torch.Tensor:
+    """One TCD step (TCD paper Alg. 4; diffusers `TCDScheduler.step`).
 
-    x̂_s = √ᾱ_s·x̂_0 + √(1 − ᾱ_s)·ε̂ with s = ⌊(1 − γ)·t_prev⌋; with γ > 0 it is re-noised to t_prev:
-    x_prev = √(ᾱ_prev/ᾱ_s)·x̂_s + √(1 − ᾱ_prev/ᾱ_s)·z; in sigma space x_prev = (x̂_0 + σ_s·ε̂) + √(σ_prev² − σ_s²)·z.
+    x̂_s = √ᾱ_s·x̂_0 + √(1 − ᾱ_s)·ε̂ with s = ⌊(1 − γ)·t_prev⌋. The final step returns x̂_s in VP space, as
+    diffusers does. Otherwise the result is in sigma space at t_prev: x̂_0 + σ_s·ε̂, re-noised when γ > 0
+    (`noise` given) by x_prev = √(ᾱ_prev/ᾱ_s)·x̂_s + √(1 − ᾱ_prev/ᾱ_s)·z, i.e. + √(σ_prev² − σ_s²)·z.
     """
-    sigma_s = math.sqrt((1.0 - alpha_s) / alpha_s)
-    if noise is None:
+    if final:
         return (x0 * math.sqrt(alpha_s)) + eps * math.sqrt(1.0 - alpha_s)
-    sigma_prev = math.sqrt((1.0 - alpha_prev) / alpha_prev)
+    sigma_s = math.sqrt((1.0 - alpha_s) / alpha_s)
     noised = x0 + eps * sigma_s
+    if noise is None:
+        return noised
+    sigma_prev = math.sqrt((1.0 - alpha_prev) / alpha_prev)
     extra = sigma_prev * sigma_prev - sigma_s * sigma_s
     return (noised + noise * math.sqrt(extra)) if extra > 0 else noised
 

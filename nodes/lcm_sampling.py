@@ -158,12 +158,7 @@ def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=Non
             alpha_s, alpha_prev = float(alphas[s]), float(alphas[t_prev])
             last = i == n - 1
             noise = noise_sampler(sigma, sigma_next) if (gamma > 0 and not last) else None
-            if last:
-                x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, None)
-            elif noise is None:
-                x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, torch.zeros_like(x))
-            else:
-                x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, noise)
+            x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, noise, final=last)
     return x
 
 

@@ -104,13 +104,17 @@ def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, opt, warm, ch
     assert (compiled - warm[0]).abs().max() > 0.05
 
 
-@pytest.mark.slow  # a second inductor compile (dynamic shapes): ≈40 s quiet, minutes on busy cores
-def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, opt, warm):
-    _, first_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, size=128)
+def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, opt):
+    """Dynamo's `eager` backend: recompiles are dynamo's decision whatever the backend, and an inductor
+    compile with dynamic shapes takes ≈40 s on 2 cores."""
+    settings = {**COMPILE, "backend": "eager"}
+    _, first = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=64)
+    assert first > 0
+    _, first_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=128)
     # Each compiled frame recompiles once, with dynamic shapes (graph breaks make several frames) ...
-    assert 0 < first_change <= warm[1]
+    assert 0 < first_change <= first
     # ... and from then on every resolution runs the dynamic graphs.
-    _, second_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, size=96)
+    _, second_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=96)
     assert second_change == 0
 
 
@@ -177,26 +181,30 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog
 
 
 def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, opt, caplog):
-    """A real unsupported construct: on this CPU bed ComfyUI's sub-quadratic attention asks psutil
-    for free memory inside the UNet, a graph break, so fullgraph fails at the first call. The next
+    """A real unsupported construct: a model patch of the kind custom nodes add (attn1_output_patch)
+    that reads a tensor value into Python, a graph break, so fullgraph fails at the first call. The next
     step of the chain (same backend without fullgraph) is used, not eager."""
     import nodes
     model, clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:2]
     pos, neg = (nodes.CLIPTextEncode().encode(clip, t)[0] for t in ("a fox", ""))
     latent = {"samples": torch.zeros(1, 4, 8, 8)}
-    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="eager", fullgraph=True))
+
+    def clamp_overflow(n, extra_options):
+        return n.clamp(-1e4, 1e4) if n.abs().max().item() > 1e4 else n  # .item(): a graph break
+
+    patched = model.clone()
+    patched.set_model_attn1_output_patch(clamp_overflow)
+    compiled, _ = opt.compile_model(patched, opt.CompileSettings(backend="eager", fullgraph=True))
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     out = nodes.common_ksampler(compiled, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
-    reference = nodes.common_ksampler(model, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
+    reference = nodes.common_ksampler(patched, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
     assert torch.allclose(out, reference, atol=1e-4)
     wrapper = opt.compile_wrapper(compiled)
     warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
-    if wrapper.active == 0:  # an attention without graph breaks (another ComfyUI): fullgraph just works
-        assert not warnings
-    else:
-        assert wrapper.active_setting == opt.CompileSettings(backend="eager", fullgraph=False)
-        assert len(warnings) == 1 and "fullgraph) failed: Unsupported" in warnings[0]
-        assert "Using torch.compile(backend=eager) instead" in warnings[0]
+    assert wrapper.active_setting == opt.CompileSettings(backend="eager", fullgraph=False)
+    assert wrapper.graphs_compiled >= 2, "compiling in pieces: one graph on each side of the break"
+    assert len(warnings) == 1 and "torch.compile(backend=eager, fullgraph) failed: " in warnings[0], warnings
+    assert "Using torch.compile(backend=eager) instead" in warnings[0]
 
 
 def test_model_errors_are_not_mistaken_for_compile_failures(comfy, opt, caplog):

@@ -68,7 +68,7 @@ def run_workflow(server, path: Path, public_models, base_dir):
     sdxl = uses_sdxl(workflow)
     if sdxl:
         public_models(SDXL_NAMES)
-    prompt = cap_sizes(ui_to_api(workflow, server.get("/object_info")), 256 if sdxl else 128)
+    prompt = cap_sizes(ui_to_api(workflow, server.get("/object_info")), 128)
     hist = server.wait_history(server.queue(prompt, str(uuid.uuid4())), timeout=600)
     assert hist["status"]["status_str"] == "success", json.dumps(hist["status"], indent=1)[:3000]
     if any(n["class_type"] == "LCMKitLivePreview" for n in prompt.values()):

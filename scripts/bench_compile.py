@@ -4,9 +4,10 @@
 
 `run(report)` fills `report["compile"]` and returns it (`make bench` calls it): per architecture the
 median sampling time eager and compiled (warm, after warm-up runs), the speed-up, the first compiled
-run's extra time (compile time), and how many graphs dynamo compiled after a LoRA strength change, a
-LoRA stack change, a prompt change and a seed change (all should be 0). The tiny models have random
-weights: speed is what they measure, not images.
+run's extra time (compile time), how many graphs dynamo compiled after a LoRA strength change, a
+LoRA stack change, a prompt change and a seed change (all should be 0), and the share of eager time in
+library kernels that compiling leaves as they are (convolutions, matmuls, attention), which bounds the
+speed-up compile can give. The tiny models have random weights: speed is what they measure, not images.
 """
 from __future__ import annotations
 
@@ -78,13 +79,32 @@ def _bench_arch(arch: str, size: int, steps: int, repeats: int) -> dict:
         "seed": sample(base_stack, True, seed=42)[1],
     }
     eager_s, compiled_s = statistics.median(eager), statistics.median(compiled)
+    extern = extern_kernel_share(lambda: sample(base_stack, False))
     return {
         "size": size, "steps": steps, "repeats": repeats,
         "eager_s": round(eager_s, 4), "compiled_s": round(compiled_s, 4),
         "speedup": round(eager_s / compiled_s, 3),
         "first_compiled_run_s": round(first, 2), "compile_s": round(first - compiled_s, 2),
         "graphs_first_compile": first_graphs, "graphs_after_change": recompiles,
+        # Convolutions, matmuls and attention run the same library kernels compiled or not; only the rest
+        # (norms, activations, adds, Python) can get faster, so 1 / extern_share bounds the speed-up.
+        "extern_kernel_share": round(extern, 3), "speedup_bound": round(1 / extern, 3) if extern else None,
     }
+
+
+EXTERN_OPS = ("convolution", "conv2d", "addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "scaled_dot_product")
+
+
+def extern_kernel_share(sample) -> float:
+    """Share of an eager run's CPU time spent in the ops that inductor leaves to the same library kernels
+    (oneDNN/MKL convolutions and matmuls, SDPA) instead of generating code for them."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        sample()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    extern = sum(e.self_cpu_time_total for e in events if any(op in e.key for op in EXTERN_OPS))
+    return extern / total if total else 0.0
 
 
 def run(report: dict, archs=("sd15",), size: int = 256, steps: int = 4, repeats: int = 5) -> dict:

@@ -153,8 +153,10 @@ def free_port() -> int:
 class ComfyServer:
     """`main.py --cpu` on 127.0.0.1 at a free port, with `base` as base directory."""
 
-    def __init__(self, base: Path, log_path: Path, extra_args: list[str] = ()):
+    def __init__(self, base: Path, log_path: Path, extra_args: list[str] = (), cpus: set[int] | None = None):
+        """`cpus`: pin the server to these CPU cores, with one torch thread per core (benchmarks)."""
         self.base = base
+        self.cpus = set(cpus) if cpus else None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -165,8 +167,13 @@ class ComfyServer:
         self.log = open(self.log_path, "w")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base), "--preview-method", "latent2rgb", *self.extra_args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        pin = None
+        if self.cpus:
+            env["OMP_NUM_THREADS"] = str(len(self.cpus))
+            pin = lambda: os.sched_setaffinity(0, self.cpus)  # noqa: E731
         self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                     env=env, preexec_fn=pin)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -66,7 +66,7 @@ def back_to_back(server, api_prompt: dict, frames: int) -> dict:
 
 def live_typing(page: browser_support.Browser, frames: int, debounce_ms: int | None) -> dict:
     if debounce_ms is not None:
-        page.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", debounce_ms)
+        page.set_debounce(debounce_ms)
     page.focus_text()
     samples = []
     t0 = time.time()
@@ -92,7 +92,7 @@ def save_screenshot(page: browser_support.Browser, path: Path) -> None:
     import io
 
     from PIL import Image
-    page.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", 150)
+    page.set_debounce(150)
     page.close_dialogs()
     page.page.mouse.click(700, 880)        # empty canvas: nothing selected, so FitView frames the whole graph
     page.js("() => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import tiny_models
+from support import browser as browser_support
 from support.workflows import ui_to_api
 
 pytestmark = pytest.mark.server
@@ -23,8 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 FIRST_RELEASE = sorted((REPO / "tests" / "fixtures").glob("workflow_*.json"))
 PUBLIC_NAMES = {
-    "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
-    "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
+    **browser_support.PUBLIC_MODEL_NAMES,
     "controlnet/control_v11p_sd15_canny.safetensors": "controlnet/tiny-sd15-controlnet.safetensors",
     "checkpoints/LCM_Dreamshaper_v7_4k.safetensors": "checkpoints/tiny-sd15-lcm.safetensors",
 }
@@ -43,12 +42,7 @@ def uses_sdxl(workflow: dict) -> bool:
 @pytest.fixture(scope="module")
 def public_models(comfy, base_dir):
     def link(names: dict):
-        files = tiny_models.ensure(*names.values())
-        for public, tiny in names.items():
-            dest = base_dir / "models" / public
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.exists():
-                dest.symlink_to(files[tiny])
+        browser_support.link_models(base_dir, names)
     link(PUBLIC_NAMES)
     gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype("uint8")
     Image.fromarray(gradient).save(base_dir / "input" / "example.png")

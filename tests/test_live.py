@@ -253,7 +253,7 @@ def test_soak_rapid_edits_leave_no_errors_no_growth_and_an_empty_queue(browser, 
     t0 = time.time()
     # A 60 ms debounce with pauses of 0-100 ms around it: more prompts queued and cancelled per second
     # than at the default 150 ms, in less wall time.
-    browser.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", 60)
+    browser.set_debounce(60)
     try:
         for i in range(edits):
             # alternately add and remove a character
@@ -261,7 +261,7 @@ def test_soak_rapid_edits_leave_no_errors_no_growth_and_an_empty_queue(browser, 
             browser.page.wait_for_timeout((i % 5) * 25)
         state = browser.wait_settled(after=warm["latest"])
     finally:
-        browser.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", 150)
+        browser.set_debounce(150)
     elapsed = time.time() - t0
     rss_after = server_process.memory_info().rss
     texts = browser.queued_texts()

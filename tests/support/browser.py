@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from . import tiny_models
+from . import comfy_env, tiny_models
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
@@ -37,12 +37,13 @@ def chromium_missing_reason() -> str | None:
 
 def link_public_models(base: Path) -> None:
     """Serve the tiny models under the example workflow's public names in `base`/models."""
-    paths = tiny_models.ensure(*PUBLIC_MODEL_NAMES.values())
-    for public, tiny in PUBLIC_MODEL_NAMES.items():
-        dest = base / "models" / public
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.exists():
-            dest.symlink_to(paths[tiny])
+    link_models(base, PUBLIC_MODEL_NAMES)
+
+
+def link_models(base: Path, names: dict[str, str]) -> None:
+    """Link tiny models (generated if missing) into `base`/models under other names: {public: tiny}."""
+    paths = tiny_models.ensure(*names.values())
+    comfy_env.make_base_dir(base, {public: paths[tiny] for public, tiny in names.items()})
 
 
 def write_frontend_settings(base: Path, extra: dict | None = None) -> None:
@@ -104,6 +105,10 @@ class Browser:
 
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
+
+    def set_debounce(self, ms: int) -> None:
+        """The live mode's debounce setting (LCMKit.Live.DebounceMs), as the settings dialog sets it."""
+        self.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", ms)
 
     def load_workflow(self, workflow: dict) -> None:
         self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 10];"

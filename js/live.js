@@ -3,9 +3,16 @@
 // Switch "live" on in a Live Preview node (LCMKitLivePreview). While it is on, every change of a widget
 // value or a link in the workflow re-queues the graph after a debounce (setting "LCMKit.Live.DebounceMs"),
 // only up to the Live Preview nodes (partial execution: Save Image nodes don't write a file per keystroke).
-// The prompt it replaces is removed from the queue or interrupted (core /queue and /interrupt, by prompt id),
-// frames of older prompts are dropped, and the newest frame is drawn on the node with an FPS / latency
-// readout. A failed run shows its error on the node and live mode goes on with the next edit.
+// While edits go on without a pause the debounce has a max wait, so the image follows the typing instead
+// of waiting for it to stop, and the server never idles: one prompt runs, the next waits in the queue behind
+// it, and shortly before the running one is expected to end (the shortest of the last few run times) the
+// waiting one is swapped for the newest graph (core /queue delete, by prompt id). Queuing never interrupts
+// a run while you type: the pauses between keystrokes are often longer than the debounce.
+// Once the edits stop (no edit for PAUSE_MS, at least twice the debounce), a stale run that is in the first
+// half of its expected run time is interrupted (core /interrupt with its prompt id), so the newest graph
+// runs at once; later in its run, its frame comes sooner than the new one could, so it finishes.
+// Frames of older prompts than the one shown are dropped, and the newest frame is drawn on the node with an
+// FPS / latency readout. A failed run shows its error on the node and live mode goes on with the next edit.
 // Unchanged upstream nodes (checkpoint, LoRAs) come from ComfyUI's cache, so an edit costs only what it changes.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -18,6 +25,8 @@ const POLL_MS = 100;           // catches widget changes that fire no DOM event 
 const FPS_WINDOW_MS = 60000;
 const FPS_FRAMES = 10;
 const HISTORY_LIMIT = 500;
+const RUN_SAMPLES = 3;         // expected run time = the shortest of the last RUN_SAMPLES runs
+const PAUSE_MS = 400;          // no edit for this long (and twice the debounce): the edits have stopped
 
 function uuid4() {
     if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
@@ -26,6 +35,11 @@ function uuid4() {
     b[8] = (b[8] & 0x3f) | 0x80;
     const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function pushBounded(list, value, limit = RUN_SAMPLES) {
+    list.push(value);
+    if (list.length > limit) list.shift();
 }
 
 function debounceMs() {
@@ -60,14 +74,20 @@ class LiveMode {
     constructor() {
         this.on = false;
         this.seq = 0;
-        this.prompts = new Map();      // prompt id -> {seq, changedAt, queuedAt, startedAt, cancelled}
+        this.prompts = new Map();      // prompt id -> {seq, changedAt, queuedAt, startedAt, serverStart, cancelled}
         this.inflight = new Set();     // our prompt ids the server has not finished
         this.latest = null;            // prompt id of the newest queued graph
         this.shown = { seq: -1, frame: -1 };
         this.pendingMeta = null;       // the frame announcement waiting for its binary message
         this.seenKey = null;
-        this.changedAt = 0;
+        this.changedAt = 0;            // the newest edit
+        this.firstChangeAt = null;     // the first edit not queued yet (for the max wait)
+        this.runMs = [];               // server compute time of the last runs that made a frame, ms
+        this.leadMs = null;            // a refresh comes this long before the running prompt's expected end
         this.timer = null;
+        this.idleTimer = null;
+        this.queuing = false;          // a queueLatest is under way
+        this.queueAgain = false;
         this.poll = null;
         this.checking = false;
         this.recheck = false;
@@ -76,9 +96,16 @@ class LiveMode {
         this.latencyMs = null;
         this.computeMs = null;
         this.error = null;
-        this.stats = { queued: 0, cancelled: 0, frames: 0, dropped: 0, errors: 0, rejected: 0 };
+        this.stats = { queued: 0, cancelled: 0, interrupted: 0, kept: 0, frames: 0, dropped: 0, errors: 0, rejected: 0 };
         this.history = [];             // shown frames, newest last (bounded): for the readout and for tests
-        this.onInput = () => setTimeout(() => this.check(), 0);
+        this.inputAt = null;           // the first input event not seen as a change yet (its time)
+        // Check at once (a typed character is in the widget by now) and once more after the frontend's own
+        // handlers ran (widgets that update later); the poll catches the rest.
+        this.onInput = (e) => {
+            this.inputAt ??= Math.min(e.timeStamp || Infinity, performance.now());
+            this.check();
+            setTimeout(() => this.check(), 0);
+        };
     }
 
     setLive(on) {
@@ -91,6 +118,9 @@ class LiveMode {
         this.seenKey = null;
         this.error = null;
         this.frameTimes = [];
+        this.runMs = [];               // another workflow may run at another speed
+        this.leadMs = null;
+        this.firstChangeAt = null;
         this.poll = setInterval(() => this.check(), POLL_MS);
         document.addEventListener("input", this.onInput);
         document.addEventListener("pointerup", this.onInput);
@@ -102,7 +132,9 @@ class LiveMode {
         this.on = false;
         clearInterval(this.poll);
         clearTimeout(this.timer);
-        this.poll = this.timer = null;
+        clearTimeout(this.idleTimer);
+        this.poll = this.timer = this.idleTimer = null;
+        this.firstChangeAt = null;
         document.removeEventListener("input", this.onInput);
         document.removeEventListener("pointerup", this.onInput);
         for (const id of [...this.inflight]) this.cancel(id);
@@ -125,11 +157,15 @@ class LiveMode {
         try {
             if (!livePreviewNodes().length) { this.stop(); return; }
             const key = graphKey();
+            if (key === this.seenKey && this.inputAt != null && performance.now() - this.inputAt > 1000)
+                this.inputAt = null;   // an input event that changed nothing (a search box)
             if (key !== this.seenKey) {
                 this.seenKey = key;
-                this.changedAt = performance.now();
-                clearTimeout(this.timer);
-                this.timer = setTimeout(() => this.queueLatest(this.changedAt), debounceMs());
+                this.changedAt = this.inputAt ?? performance.now();   // latency counts from the keystroke
+                this.inputAt = null;
+                this.firstChangeAt ??= this.changedAt;
+                clearTimeout(this.idleTimer);
+                this.schedule();
             }
         } catch (e) {
             this.showError(`live: ${e?.message ?? e}`);
@@ -139,13 +175,103 @@ class LiveMode {
         }
     }
 
-    async queueLatest(changedAt) {
+    // The expected run time: the shortest of the last runs (the first run after switching live on also
+    // loads models, so the shortest, not the mean); null until a run made a frame.
+    expectedRunMs() {
+        return this.runMs.length ? Math.min(...this.runMs) : null;
+    }
+
+    // When to queue the newest graph. After a pause in the edits: a debounce after the last edit ("pause").
+    // While edits go on without a pause (the max wait):
+    // - server idle, or one of ours running with none queued behind it: a debounce after the first unqueued
+    //   edit ("next"); the new prompt waits in the queue, so the server goes on with it without a gap;
+    // - one of ours running and one queued behind it: once per run, shortly before the running one is
+    //   expected to end, the queued one is swapped for the newest graph ("refresh"), so the next frame shows
+    //   fresher text. The lead is learnt: if the old one had already started, the swap comes earlier next time.
+    // - otherwise (ours queued behind someone else's prompt): the debounce only.
+    schedule() {
+        if (!this.on || this.firstChangeAt == null) return;
+        const now = performance.now();
+        const debounce = debounceMs();
+        const earliest = this.firstChangeAt + debounce;
+        let fireAt = this.changedAt + debounce, mode = "pause";
+        const expected = this.expectedRunMs();
+        if (expected != null) {
+            const { running, waiting } = this.ourQueue();
+            let at = null;
+            if (!waiting) at = earliest;
+            else if (running && !running.refreshed) {
+                this.leadMs ??= expected / 4;
+                at = Math.max(earliest, running.startedAt + expected - this.leadMs);
+            }
+            if (at != null && at < fireAt) {
+                fireAt = at;
+                mode = waiting ? "refresh" : "next";
+            }
+        }
+        clearTimeout(this.timer);
+        // Due now: queue in this task. (While you type, the browser runs input and drawing before timers, so
+        // a zero timeout can wait for a second.)
+        if (fireAt <= now) this.queueLatest(this.changedAt, mode);
+        else this.timer = setTimeout(() => this.queueLatest(this.changedAt, mode), fireAt - now);
+    }
+
+    // Our prompt the server runs now (the newest started one) and whether one of ours waits in its queue.
+    ourQueue() {
+        let running = null, waiting = false;
+        for (const id of this.inflight) {
+            const p = this.prompts.get(id);
+            if (!p || p.cancelled) continue;
+            if (!p.startedAt) waiting = true;
+            else if (!running || p.seq > running.seq) running = p;
+        }
+        return { running, waiting };
+    }
+
+    // The edits stopped (interruptIfIdle): a stale run of ours is interrupted while in the first half of its
+    // expected run time; later, its frame comes sooner than the newest prompt's could, so it finishes.
+    shouldInterrupt(p, now) {
+        const expected = this.expectedRunMs();
+        return expected == null || now - p.startedAt < expected / 2;
+    }
+
+    interruptIfIdle(changedAt) {
+        if (!this.on || this.changedAt !== changedAt || this.firstChangeAt != null) return;
+        const latest = this.prompts.get(this.latest);
+        if (!latest || latest.startedAt || latest.cancelled || !this.inflight.has(this.latest)) return;
+        const now = performance.now();
+        for (const id of [...this.inflight]) {
+            const p = this.prompts.get(id);
+            if (p && p !== latest && p.startedAt && !p.cancelled && this.shouldInterrupt(p, now)) this.cancel(id, true);
+        }
+    }
+
+    // One queuing at a time, until the prompt it replaces is withdrawn: on a busy server, requests are slow,
+    // and queuing faster than withdrawing would let replaced prompts run too. A fire meanwhile waits for it.
+    async queueLatest(changedAt, mode = "pause") {
         if (!this.on) return;
+        if (this.queuing) { this.queueAgain = true; return; }
+        this.queuing = true;
+        try {
+            await this.queueGraph(changedAt, mode);
+        } finally {
+            this.queuing = false;
+            if (this.queueAgain) { this.queueAgain = false; this.schedule(); }
+        }
+    }
+
+    async queueGraph(changedAt, mode) {
+        this.firstChangeAt = null;
         const targets = livePreviewNodes().map((n) => String(n.id));
         const { output } = await app.graphToPrompt();
         const id = uuid4();
         const stale = [...this.inflight];
-        this.prompts.set(id, { seq: ++this.seq, changedAt, queuedAt: performance.now(), startedAt: null, cancelled: false });
+        if (mode === "refresh") {
+            const { running } = this.ourQueue();
+            if (running) running.refreshed = true;
+        }
+        this.prompts.set(id, { id, seq: ++this.seq, changedAt, queuedAt: performance.now(), startedAt: null,
+                               serverStart: null, cancelled: false, mode });
         this.latest = id;
         this.inflight.add(id);
         this.stats.queued++;
@@ -171,21 +297,38 @@ class LiveMode {
             try { body = await res.json(); } catch { /* not JSON */ }
             this.showError(describeQueueError(body));
         }
-        // Cancel the replaced prompts only now, so the server goes straight on with the new one.
-        for (const old of stale) this.cancel(old);
+        // Withdraw the replaced prompt that still waits only now, so the server goes straight on with the new
+        // one; a running one goes on (until the edits stop: interruptIfIdle).
+        const withdrawals = [];
+        for (const old of stale) {
+            const p = this.prompts.get(old);
+            if (!p || p.cancelled) continue;
+            if (!p.startedAt) withdrawals.push(this.cancel(old, false, mode));
+            else this.stats.kept++;
+        }
+        await Promise.all(withdrawals);
+        if (this.firstChangeAt == null && this.changedAt === changedAt) {
+            const wait = Math.max(PAUSE_MS, 2 * debounceMs());
+            clearTimeout(this.idleTimer);
+            this.idleTimer = setTimeout(() => this.interruptIfIdle(changedAt),
+                                        Math.max(0, changedAt + wait - performance.now()));
+        }
     }
 
-    // Remove from the queue if still waiting, interrupt if running (the server ignores the other case).
-    cancel(id) {
+    // Remove from the queue if still waiting; with `interrupt`, also interrupt it if it runs (the server
+    // ignores an interrupt for a prompt it does not run). Without, a prompt that started meanwhile runs on.
+    cancel(id, interrupt = true, by = null) {
         const p = this.prompts.get(id);
-        if (!p || p.cancelled) return;
+        if (!p || p.cancelled) return Promise.resolve();
         p.cancelled = true;
+        p.withdrawn = interrupt ? null : by ?? "withdraw";
         this.stats.cancelled++;
+        if (p.startedAt) this.stats.interrupted++;
         const post = (path, body) => api.fetchApi(path, {
             method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
         }).catch(() => {});
-        post("/queue", { delete: [id] })
-            .then(() => post("/interrupt", { prompt_id: id }))
+        return post("/queue", { delete: [id] })
+            .then(() => interrupt && post("/interrupt", { prompt_id: id }))
             .then(() => {
                 // Never started: it was removed from the queue and no execution event will come for it.
                 // (Had it started meanwhile, the interrupt ends it and execution_interrupted arrives.)
@@ -195,15 +338,37 @@ class LiveMode {
 
     // ---- server events ----
 
-    onStart(id) {
+    onStart(id, serverTimestamp) {
         const p = this.prompts.get(id);
-        if (p) p.startedAt = performance.now();
+        if (!p) return;
+        p.startedAt = performance.now();
+        p.serverStart = Number.isFinite(serverTimestamp) ? serverTimestamp : null;
+        if (p.withdrawn) {
+            // Withdrawn too late (the server had started it): it runs, and its frame still shows, as the
+            // newest yet. When a refresh came too late, the next one comes earlier.
+            const expected = this.expectedRunMs();
+            if (p.withdrawn === "refresh" && expected != null && this.leadMs != null)
+                this.leadMs = Math.min(expected, this.leadMs + expected / 8);
+            p.cancelled = false;
+            p.withdrawn = null;
+            this.stats.cancelled--;
+            this.inflight.add(id);
+        } else if (p.mode === "refresh" && this.leadMs != null) {
+            this.leadMs *= 0.95;           // on time: a little later next time (fresher text)
+        }
+        this.schedule();                   // the max wait is planned from the running prompt
     }
 
     onFinished(id, kind, detail) {
         const p = this.prompts.get(id);
         if (!p) return;
+        p.finishedAt = performance.now();
         this.inflight.delete(id);
+        // A live run is a draft: keep it out of the queue panel's history (one per keystroke otherwise), and
+        // the history the frontend fetches after every run small.
+        api.fetchApi("/history", { method: "POST", headers: { "Content-Type": "application/json" },
+                                   body: JSON.stringify({ delete: [id] }) }).catch(() => {});
+        this.schedule();       // the server may be idle now: an edit waiting for the max wait goes sooner
         if (kind === "error") {
             this.stats.errors++;
             if (id === this.latest || p.seq >= this.shown.seq)
@@ -224,6 +389,8 @@ class LiveMode {
 
     onFrameMeta(meta) {
         this.pendingMeta = meta;
+        const p = this.prompts.get(meta?.prompt_id);
+        if (p && Number.isFinite(meta.timings?.sent_at_ms)) p.sentAt ??= meta.timings.sent_at_ms;
     }
 
     async onPreview(blob) {
@@ -242,10 +409,18 @@ class LiveMode {
         this.stats.frames++;
         this.frameTimes.push(arrivedAt);
         this.latencyMs = arrivedAt - p.changedAt;
-        this.computeMs = p.startedAt ? arrivedAt - p.startedAt : null;
+        // compute: the run on the server's clock (execution_start .. frame sent), else as seen here
+        const sentAt = meta.timings?.sent_at_ms;
+        this.computeMs = p.serverStart != null && Number.isFinite(sentAt) ? sentAt - p.serverStart
+            : p.startedAt ? arrivedAt - p.startedAt : null;
+        if (this.computeMs != null && this.computeMs >= 0 && !p.timed) {
+            p.timed = true;
+            pushBounded(this.runMs, this.computeMs);
+        }
         if (meta.prompt_id === this.latest) this.error = null;
         this.history.push({ promptId: meta.prompt_id, frame: meta.frame, seq: p.seq, latencyMs: this.latencyMs,
-                            computeMs: this.computeMs, width: meta.width, height: meta.height, at: arrivedAt });
+                            computeMs: this.computeMs, queueMs: p.queuedAt - p.changedAt,
+                            width: meta.width, height: meta.height, at: arrivedAt });
         if (this.history.length > HISTORY_LIMIT) this.history.splice(0, this.history.length - HISTORY_LIMIT);
         this.redraw();
     }
@@ -336,7 +511,7 @@ app.registerExtension({
     setup() {
         api.addEventListener(FRAME_EVENT, ({ detail }) => live.onFrameMeta(detail));
         api.addEventListener("b_preview", ({ detail }) => { live.onPreview(detail); });
-        api.addEventListener("execution_start", ({ detail }) => live.onStart(detail?.prompt_id));
+        api.addEventListener("execution_start", ({ detail }) => live.onStart(detail?.prompt_id, detail?.timestamp));
         api.addEventListener("execution_success", ({ detail }) => live.onFinished(detail?.prompt_id, "success", detail));
         api.addEventListener("execution_error", ({ detail }) => live.onFinished(detail?.prompt_id, "error", detail));
         api.addEventListener("execution_interrupted", ({ detail }) =>

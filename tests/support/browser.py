@@ -21,6 +21,7 @@ PUBLIC_MODEL_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
     "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
 }
+DEFAULT_DEBOUNCE_MS = 150   # js/live.js's default for LCMKit.Live.DebounceMs
 # Settings that keep first-run dialogs (templates browser, tutorial) from covering the canvas.
 FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True}
 
@@ -158,6 +159,7 @@ class Browser:
     def live_state(self) -> dict:
         return self.js("""() => { const l = window.lcmKitLive; return {
             on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
     def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:

@@ -295,6 +295,8 @@ def main(argv=None) -> int:
             print(f"\n== {path.stem} ==", flush=True)
             params = inspect.signature(mod.run).parameters
             kw = {"repeats": repeats} if "repeats" in params else {}
+            if "full_size" in params:
+                kw["full_size"] = args.full_size
             if args.quick and "frames" in params:
                 kw["frames"] = 3
             t0 = time.perf_counter()

@@ -8,6 +8,12 @@ run's extra time (compile time), how many graphs dynamo compiled after a LoRA st
 LoRA stack change, a prompt change and a seed change (all should be 0), and the share of eager time in
 library kernels that compiling leaves as they are (convolutions, matmuls, attention), which bounds the
 speed-up compile can give. The tiny models have random weights: speed is what they measure, not images.
+
+`--full-size` (and `make bench BENCH_ARGS=--full-size`, meant for a GPU): a random-weight full-size SD1.5
+UNet at 512² (fp16 on a GPU), LCM Sampler at 1 / 2 / 4 / 8 steps, eager vs compiled (interleaved, warm),
+the compile time and the graphs compiled after the first step count (0 expected: the step count changes
+no shape). With CUDA it also records peak VRAM of a whole tiny-SD1.5 txt2img run (its text encoder is
+the full-size CLIP-L) with and without the Offload Policy node (text encoder and VAE on the CPU).
 """
 from __future__ import annotations
 
@@ -107,9 +113,92 @@ def extern_kernel_share(sample) -> float:
     return extern / total if total else 0.0
 
 
-def run(report: dict, archs=("sd15",), size: int = 256, steps: int = 4, repeats: int = 5) -> dict:
-    """Fill report["compile"] with compile-vs-eager figures for each architecture in `archs`."""
+def _bench_full_size(size: int, repeats: int, backend: str, steps_list=(1, 2, 4, 8)) -> dict:
     import torch
+
+    import bench
+    import comfy.model_management as mm
+    pack = comfy_env.pack_module()
+    opt = pack.nodes.optimize
+    device = mm.get_torch_device()
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    patcher, ref = bench.full_size("sd15", device, dtype)
+    eager = bench.Paths(pack, patcher, ref, size // 8, 768, None, device)
+    compiled_model = opt.compile_model(patcher, opt.CompileSettings(backend=backend))[0]
+    compiled = bench.Paths(pack, compiled_model, ref, size // 8, 768, None, device)
+    rows = []
+    for steps in steps_list:
+        eager.ours(steps)                               # warm-up: load, allocator
+        before = opt.compile_counter()
+        with bench.Timer() as first:
+            compiled.ours(steps)                        # compiles on the first step count only
+        graphs = opt.compile_counter() - before
+        e_times, c_times = [], []
+        for _ in range(repeats):
+            with bench.Timer() as t:
+                eager.ours(steps)
+            e_times.append(t.s)
+            with bench.Timer() as t:
+                compiled.ours(steps)
+            c_times.append(t.s)
+        e, c = statistics.median(e_times), statistics.median(c_times)
+        rows.append({"steps": steps, "eager_s": round(e, 4), "compiled_s": round(c, 4),
+                     "speedup": round(statistics.median(x / y for x, y in zip(e_times, c_times)), 3),
+                     "first_compiled_call_s": round(first.s, 2), "graphs_compiled": graphs})
+        print(f"  full SD1.5 {size}² {steps} steps: eager {e:.3f}s compiled {c:.3f}s "
+              f"first call {first.s:.1f}s graphs {graphs}", flush=True)
+    return {"unet": "full-size SD1.5, random weights", "size": size, "dtype": str(dtype).replace("torch.", ""),
+            "backend": backend, "steps": rows}
+
+
+def _offload_peak_vram(size: int = 512, steps: int = 4) -> dict:
+    """Peak VRAM of a whole tiny-SD1.5 txt2img run with the default devices and with the Offload Policy
+    node's text encoder and VAE on the CPU (CUDA only)."""
+    import torch
+
+    import comfy.model_management as mm
+    import nodes
+    opt_nodes = comfy_env.pack_module().nodes.optimize_nodes
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint("tiny-sd15.safetensors")[:3]
+
+    cuda = torch.cuda.is_available()   # without CUDA the run still goes through (a smoke test): no figure
+
+    def one_run(text_encoder: str, vae_device: str) -> float | None:
+        mm.unload_all_models()
+        mm.soft_empty_cache()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        m, c, v = opt_nodes.LCMKitOffload().offload(model, clip, vae, text_encoder, vae_device, "default")["result"]
+        pos, neg = (nodes.CLIPTextEncode().encode(c, t)[0] for t in ("a red fox in the snow", ""))
+        latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
+        samples = nodes.common_ksampler(m, 1, steps, 1.0, "lcm", "simple", pos, neg, latent)[0]
+        nodes.VAEDecode().decode(v, samples)
+        if not cuda:
+            return None
+        torch.cuda.synchronize()
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+    default = one_run("default", "default")
+    offloaded = one_run("cpu", "cpu")
+    return {"size": size, "steps": steps, "peak_vram_mib_default": default,
+            "peak_vram_mib_text_encoder_and_vae_on_cpu": offloaded,
+            "saved_mib": round(default - offloaded, 1) if cuda else None}
+
+
+def run(report: dict, archs=("sd15",), size: int | None = None, steps: int = 4, repeats: int = 5,
+        full_size: bool = False, backend: str = "inductor") -> dict:
+    """Fill report["compile"] with compile-vs-eager figures for each architecture in `archs` (the tiny
+    UNets), or with full_size, for the full-size SD1.5 UNet (and peak VRAM with and without offload)."""
+    import torch
+    if full_size:
+        _boot(("sd15",))
+        out = report.setdefault("compile_full_size", {})
+        out["torch"] = torch.__version__
+        out["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        out["sd15"] = _bench_full_size(size or 512, repeats, backend)
+        out["offload"] = (_offload_peak_vram() if torch.cuda.is_available()
+                          else {"skipped": "peak VRAM needs a CUDA device"})
+        return report
     _boot(archs)
     import comfy.model_management as mm
     out = report.setdefault("compile", {})
@@ -118,19 +207,22 @@ def run(report: dict, archs=("sd15",), size: int = 256, steps: int = 4, repeats:
     out["threads"] = torch.get_num_threads()
     out["load_average_at_start"] = round(os.getloadavg()[0], 2)  # shared CI cores make timings noisy
     for arch in archs:
-        out[arch] = _bench_arch(arch, size, steps, repeats)
+        out[arch] = _bench_arch(arch, size or 256, steps, repeats)
     return report
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sdxl", action="store_true", help="also the tiny SDXL UNet (2.2 GB checkpoint, slow)")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=int, default=None, help="image size (default 256; 512 with --full-size)")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--full-size", action="store_true",
+                   help="full-size SD1.5 UNet at 512² (--size), 1/2/4/8 steps; peak VRAM with/without offload on CUDA")
+    p.add_argument("--backend", default="inductor", help="with --full-size: the compile backend (default inductor)")
     a = p.parse_args()
     report = run({}, archs=("sd15", "sdxl") if a.sdxl else ("sd15",), size=a.size, steps=a.steps,
-                 repeats=a.repeats)
+                 repeats=a.repeats, full_size=a.full_size, backend=a.backend)
     print(json.dumps(report, indent=1))
 
 

@@ -25,6 +25,7 @@ import time
 
 import torch
 
+import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.utils
@@ -37,6 +38,7 @@ DYNAMIC_CHOICES = ["auto", "true", "false"]
 WRAPPER_KEY = "lcm_kit.compile"
 OFFLOAD_WRAPPER_KEY = "lcm_kit.offload"
 COMPILED_KEYS = ("diffusion_model",)
+ATTENTION_CHOICES = ["auto", "comfyui", "pytorch"]
 
 
 def _choices_error(what: str, value, valid) -> ValueError:
@@ -61,8 +63,11 @@ class CompileSettings:
     dynamic: str = "auto"
     fullgraph: bool = False
     channels_last: bool = False
+    attention: str = "auto"
 
     def __post_init__(self):
+        if self.attention not in ATTENTION_CHOICES:
+            raise _choices_error("attention setting", self.attention, ATTENTION_CHOICES)
         if self.mode not in COMPILE_MODES:
             raise _choices_error("compile mode", self.mode, COMPILE_MODES)
         if self.dynamic not in DYNAMIC_CHOICES:
@@ -152,6 +157,7 @@ class CompileWrapper:
             return executor(*args, **kwargs)
         if setting.channels_last and args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4:
             args = (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+        args, kwargs = with_compile_attention(setting.attention, args, kwargs)
         base_model = executor.class_obj
         originals = {}
         before, start = compile_counter(), time.perf_counter()
@@ -205,6 +211,44 @@ class CompileWrapper:
                    "the graph goes on.")
         self.failures.append(message)
         log.warning(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# Attention inside the compiled model
+# --------------------------------------------------------------------------------------------------
+
+# ComfyUI's sub-quadratic and split attention (its choice on CPU and some GPUs) ask for free memory on
+# every call, which dynamo cannot trace: each attention block ends a graph (27 graphs on the tiny SD1.5
+# UNet, 71 on a full-size one, where dynamo's recompile limit then leaves the ResBlocks uncompiled).
+GRAPH_BREAKING_ATTENTION = (comfy_attention.attention_sub_quad, comfy_attention.attention_split)
+
+
+def _sdpa_attention(func, *args, **kwargs):
+    """An `optimized_attention_override` (ComfyUI's transformer_options hook): PyTorch's
+    scaled_dot_product_attention (ComfyUI's own attention_pytorch) instead of `func`."""
+    return comfy_attention.attention_pytorch(*args, **kwargs)
+
+
+def swaps_attention(choice: str, transformer_options: dict | None = None) -> bool:
+    """Whether the compiled model runs attention through PyTorch SDPA: always with "pytorch", never with
+    "comfyui"; with "auto" when ComfyUI's attention would break the graph and no one else overrides it."""
+    if choice == "pytorch":
+        return True
+    if choice != "auto" or (transformer_options or {}).get("optimized_attention_override") is not None:
+        return False
+    return comfy_attention.optimized_attention in GRAPH_BREAKING_ATTENTION
+
+
+def with_compile_attention(choice: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """apply_model's (args, kwargs) with the attention override in a copy of its transformer_options."""
+    if len(args) > 5 and isinstance(args[5], dict):        # apply_model(x, t, c_concat, c_crossattn, control, to)
+        if swaps_attention(choice, args[5]):
+            args = args[:5] + ({**args[5], "optimized_attention_override": _sdpa_attention},) + args[6:]
+    elif isinstance(kwargs.get("transformer_options"), dict):
+        if swaps_attention(choice, kwargs["transformer_options"]):
+            kwargs = {**kwargs, "transformer_options": {**kwargs["transformer_options"],
+                                                        "optimized_attention_override": _sdpa_attention}}
+    return args, kwargs
 
 
 def _explain(e: BaseException) -> str:

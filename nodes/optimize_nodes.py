@@ -54,12 +54,18 @@ class LCMKitCompile:
                                      "Newer ComfyUI compiles models itself (comfy-aimdo, CUDA graphs); then this "
                                      "node passes the model through unchanged. Turn on only to compile on top "
                                      "anyway."}),
+                "attention": (optimize.ATTENTION_CHOICES, {"default": "auto", "tooltip":
+                              "Attention inside the compiled model. auto: PyTorch's scaled-dot-product "
+                              "attention where ComfyUI's own (sub-quadratic or split: on CPU and some GPUs) "
+                              "would cut the model into dozens of graphs at every attention block; otherwise "
+                              "ComfyUI's. comfyui: always ComfyUI's. pytorch: always PyTorch's."}),
             },
         }
 
-    def compile(self, model, mode, backend, dynamic, fullgraph, channels_last, stack_on_builtin=False):
+    def compile(self, model, mode, backend, dynamic, fullgraph, channels_last, stack_on_builtin=False,
+                attention="auto"):
         settings = optimize.CompileSettings(mode=mode, backend=backend, dynamic=dynamic, fullgraph=bool(fullgraph),
-                                            channels_last=bool(channels_last))
+                                            channels_last=bool(channels_last), attention=attention)
         m, note = optimize.compile_model(model, settings, stack_on_builtin=bool(stack_on_builtin))
         return {"ui": {"lcm_kit_notes": [note] if note else []}, "result": (m,)}
 

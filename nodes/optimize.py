@@ -12,6 +12,9 @@ Everything here works on ComfyUI's patchers and never mutates what it is given:
 - Compilation is lazy: its failures surface at the first call, inside the wrapper. There they are
   caught, the model is run uncompiled to tell a compile failure from a model error, and the next
   setting of the fallback chain (reduce-overhead -> default -> eager) is used, with one warning.
+- Attention inside the compiled model: where ComfyUI's attention would end a graph at every attention
+  block (sub-quadratic / split: they query free memory), the wrapper passes PyTorch SDPA through
+  ComfyUI's `optimized_attention_override` hook in a copy of transformer_options (setting "attention").
 - Offload: load/offload devices on cloned patchers; unloading goes through
   `comfy.model_management.free_memory`, never by moving tensors by hand.
 """

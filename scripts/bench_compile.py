@@ -77,33 +77,37 @@ def _bench_arch(arch: str, size: int, steps: int, repeats: int) -> dict:
         return time.perf_counter() - start, opt.compile_counter() - before
 
     base_stack = [(style, 1.0)]
+    # The Compile node's attention auto (the default) runs PyTorch SDPA inside the compiled model where
+    # ComfyUI's attention would break the graph (its CPU choice). Eager with that same attention shows
+    # what compiling alone gives.
+    swapped = opt.swaps_attention("auto")
     sample(base_stack, False)  # warm-up: loads, patches, allocator
-    eager = [sample(base_stack, False)[0] for _ in range(repeats)]
+    sample(base_stack, False, sdpa=swapped)
     first, first_graphs = sample(base_stack, True)
     sample(base_stack, True)
-    compiled = [sample(base_stack, True)[0] for _ in range(repeats)]
+    # interleaved (eager, compiled, eager with the compiled model's attention in each repeat), so the
+    # machine's drift hits all three alike; ratios are medians of per-repeat ratios
+    eager, compiled, eager_same = [], [], []
+    for _ in range(repeats):
+        eager.append(sample(base_stack, False)[0])
+        compiled.append(sample(base_stack, True)[0])
+        eager_same.append(sample(base_stack, False, sdpa=swapped)[0])
     recompiles = {
         "lora_strength": sample([(style, 0.4)], True)[1],
         "lora_stack": sample([(lcm, 1.0), (style, 0.7)], True)[1],
         "prompt": sample(base_stack, True, text="a lighthouse at dusk")[1],
         "seed": sample(base_stack, True, seed=42)[1],
     }
-    # The Compile node's attention auto (the default) runs PyTorch SDPA inside the compiled model where
-    # ComfyUI's attention would break the graph (its CPU choice). Eager with that same attention shows
-    # what compiling alone gives.
-    swapped = opt.swaps_attention("auto")
-    sample(base_stack, False, sdpa=swapped)
-    eager_same = [sample(base_stack, False, sdpa=swapped)[0] for _ in range(repeats)]
     eager_s, compiled_s = statistics.median(eager), statistics.median(compiled)
     eager_same_s = statistics.median(eager_same)
     extern = extern_kernel_share(lambda: sample(base_stack, False, sdpa=swapped))
     return {
         "size": size, "steps": steps, "repeats": repeats,
         "eager_s": round(eager_s, 4), "compiled_s": round(compiled_s, 4),
-        "speedup": round(eager_s / compiled_s, 3),
+        "speedup": round(statistics.median(e / c for e, c in zip(eager, compiled)), 3),
         "attention_in_compiled_model": "PyTorch SDPA (attention auto)" if swapped else "ComfyUI's",
         "eager_same_attention_s": round(eager_same_s, 4),
-        "speedup_vs_eager_same_attention": round(eager_same_s / compiled_s, 3),
+        "speedup_vs_eager_same_attention": round(statistics.median(e / c for e, c in zip(eager_same, compiled)), 3),
         "first_compiled_run_s": round(first, 2), "compile_s": round(first - compiled_s, 2),
         "graphs_first_compile": first_graphs, "graphs_after_change": recompiles,
         # Convolutions, matmuls and attention run the same library kernels compiled or not; only the rest

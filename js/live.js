@@ -74,7 +74,7 @@ class LiveMode {
     constructor() {
         this.on = false;
         this.seq = 0;
-        this.prompts = new Map();      // prompt id -> {seq, changedAt, queuedAt, startedAt, serverStart, cancelled}
+        this.prompts = new Map();      // prompt id -> {seq, changedAt, mode, startedAt, serverStart, cancelled, ...}
         this.inflight = new Set();     // our prompt ids the server has not finished
         this.latest = null;            // prompt id of the newest queued graph
         this.shown = { seq: -1, frame: -1 };
@@ -270,8 +270,7 @@ class LiveMode {
             const { running } = this.ourQueue();
             if (running) running.refreshed = true;
         }
-        this.prompts.set(id, { id, seq: ++this.seq, changedAt, queuedAt: performance.now(), startedAt: null,
-                               serverStart: null, cancelled: false, mode });
+        this.prompts.set(id, { seq: ++this.seq, changedAt, mode, startedAt: null, serverStart: null, cancelled: false });
         this.latest = id;
         this.inflight.add(id);
         this.stats.queued++;
@@ -362,7 +361,6 @@ class LiveMode {
     onFinished(id, kind, detail) {
         const p = this.prompts.get(id);
         if (!p) return;
-        p.finishedAt = performance.now();
         this.inflight.delete(id);
         // A live run is a draft: keep it out of the queue panel's history (one per keystroke otherwise), and
         // the history the frontend fetches after every run small.
@@ -389,8 +387,6 @@ class LiveMode {
 
     onFrameMeta(meta) {
         this.pendingMeta = meta;
-        const p = this.prompts.get(meta?.prompt_id);
-        if (p && Number.isFinite(meta.timings?.sent_at_ms)) p.sentAt ??= meta.timings.sent_at_ms;
     }
 
     async onPreview(blob) {
@@ -419,8 +415,7 @@ class LiveMode {
         }
         if (meta.prompt_id === this.latest) this.error = null;
         this.history.push({ promptId: meta.prompt_id, frame: meta.frame, seq: p.seq, latencyMs: this.latencyMs,
-                            computeMs: this.computeMs, queueMs: p.queuedAt - p.changedAt,
-                            width: meta.width, height: meta.height, at: arrivedAt });
+                            computeMs: this.computeMs, width: meta.width, height: meta.height, at: arrivedAt });
         if (this.history.length > HISTORY_LIMIT) this.history.splice(0, this.history.length - HISTORY_LIMIT);
         this.redraw();
     }

@@ -8,7 +8,7 @@ app.registerExtension({
         const onExecuted = nodeType.prototype.onExecuted;
         nodeType.prototype.onExecuted = function (message) {
             onExecuted?.apply(this, arguments);
-            const warnings = message?.lcm_kit_warnings ?? [];
+            const warnings = (message?.lcm_kit_status ?? []).filter((e) => e.level === "warning").map((e) => e.text);
             this.lcmKitWarning = warnings.length ? warnings.join("\n") : null;
             this.color = warnings.length ? "#a65" : undefined;
             this.setDirtyCanvas(true, true);

@@ -157,8 +157,6 @@ def _finish(model, cond_proj, guidance: float, name: str, clip=None, vae=None, o
         if warning:
             out.notes.append(warning)
     out.model = patch_lcm_sampling(out.model, original_steps)
-    for note in out.notes:
-        log.warning("LCM Kit: %s", note)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import folder_paths
 
-from . import lcm_checkpoint, lcm_math
+from . import lcm_checkpoint, lcm_math, status
 from .lcm_sampling import patch_lcm_sampling
 
 CATEGORY = "LCM Kit/loaders"
@@ -21,7 +21,7 @@ def _guidance_input():
 
 
 def _result(loaded: lcm_checkpoint.LoadedLCM, *outputs):
-    return {"ui": {"lcm_kit_warnings": loaded.notes}, "result": outputs}
+    return status.node_output(outputs, warnings=loaded.notes)
 
 
 class LCMCheckpointLoader:
@@ -95,13 +95,10 @@ class LCMGuidanceEmbedding:
         cond_proj = lcm_checkpoint.read_cond_proj(path)
         if cond_proj is None:
             note = lcm_checkpoint.no_embedding_note(ckpt_name) + " The MODEL was passed through unchanged."
-            lcm_checkpoint.log.warning("LCM Kit: %s", note)
-            return {"ui": {"lcm_kit_warnings": [note]}, "result": (model,)}
+            return status.node_output((model,), warnings=[note], node="LCM Guidance Embedding")
         patched = patch_lcm_sampling(lcm_checkpoint.apply_guidance_embedding(model, cond_proj, guidance))
         notes = [n for n in [lcm_checkpoint.guidance_warning(guidance)] if n]
-        for note in notes:
-            lcm_checkpoint.log.warning("LCM Kit: %s", note)
-        return {"ui": {"lcm_kit_warnings": notes}, "result": (patched,)}
+        return status.node_output((patched,), warnings=notes, node="LCM Guidance Embedding")
 
 
 NODE_CLASS_MAPPINGS = {

@@ -19,7 +19,7 @@ import comfy.lora_convert
 import comfy.utils
 import folder_paths
 
-from . import lora_files
+from . import lora_files, status
 from .lcm_sampling import patch_lcm_sampling
 
 log = logging.getLogger("lcm_kit")
@@ -218,7 +218,6 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
     if skipped_te and clip is None:
         notes.append(f"text-encoder part ({skipped_te} layers) skipped: no CLIP connected")
     applied.note = "; ".join(notes)
-    log.info("LCM Kit LoRA: %s", applied.line())
     return new_model, new_clip, applied
 
 
@@ -322,7 +321,7 @@ def validate_lora_names(*names) -> bool | str:
 
 
 def _ui(lines: list[str], result: tuple) -> dict:
-    return {"ui": {"text": lines}, "result": result}
+    return status.node_output(result, info=lines)
 
 
 def _strength_input(default: float, what: str) -> tuple:

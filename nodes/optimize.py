@@ -302,9 +302,7 @@ def compile_model(model, settings: CompileSettings, stack_on_builtin: bool = Fal
     m.weight_inplace_update = True
     reason = builtin_compiler_reason(m)
     if reason and not stack_on_builtin:
-        note = f"torch.compile skipped: {reason}, which compiles the model itself"
-        log.info("LCM Kit Compile: %s", note)
-        return m, note
+        return m, f"torch.compile skipped: {reason}, which compiles the model itself"
     # Our own earlier compile (a chain of Compile nodes) is replaced, never stacked.
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, CompileWrapper(settings))
@@ -396,9 +394,7 @@ def apply_model_policy(model, policy: str):
     if policy == "default":
         return m, None
     if patcher_is_dynamic(m):
-        note = f"model policy {policy!r} left to ComfyUI: this model runs on the dynamic VRAM patcher"
-        log.info("LCM Kit Offload: %s", note)
-        return m, note
+        return m, f"model policy {policy!r} left to ComfyUI: this model runs on the dynamic VRAM patcher"
     wrappers = comfy.patcher_extension.WrappersMP
     m.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY)
     if policy == "keep resident":

@@ -6,7 +6,7 @@ the end, optional.
 """
 from __future__ import annotations
 
-from . import optimize
+from . import optimize, status
 
 CATEGORY = "LCM Kit/optimize"
 
@@ -67,7 +67,7 @@ class LCMKitCompile:
         settings = optimize.CompileSettings(mode=mode, backend=backend, dynamic=dynamic, fullgraph=bool(fullgraph),
                                             channels_last=bool(channels_last), attention=attention)
         m, note = optimize.compile_model(model, settings, stack_on_builtin=bool(stack_on_builtin))
-        return {"ui": {"lcm_kit_notes": [note] if note else []}, "result": (m,)}
+        return status.node_output((m,), info=[note])
 
 
 class LCMKitOffload:
@@ -100,7 +100,7 @@ class LCMKitOffload:
 
     def offload(self, model, clip, vae, text_encoder, vae_device, model_between_runs):
         m, c, v, notes = optimize.apply_offload(model, clip, vae, text_encoder, vae_device, model_between_runs)
-        return {"ui": {"lcm_kit_notes": notes}, "result": (m, c, v)}
+        return status.node_output((m, c, v), info=notes)
 
 
 class LCMKitFastDecode:

@@ -8,7 +8,7 @@ import comfy.sample
 import comfy.utils
 import latent_preview
 
-from . import lcm_math
+from . import lcm_math, status
 from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent, fix_empty_latent_channels,
                            lcm_sampler, lcm_sigmas, patch_lcm_sampling)
 
@@ -93,8 +93,6 @@ class LCMSampler:
         sigmas = lcm_sigmas(patched, steps, strength, original_inference_steps)
         sampler_obj = lcm_sampler(sampler, gamma)
         warnings = [w for w in [cfg_warning(cfg)] if w]
-        for w in warnings:
-            log.warning("LCM Sampler: %s", w)
 
         samples = fix_empty_latent_channels(patched, samples)
         noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
@@ -105,7 +103,7 @@ class LCMSampler:
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
         out = latent_image.copy()
         out["samples"] = out_samples
-        return {"ui": {"lcm_kit_warnings": warnings}, "result": (out,)}
+        return status.node_output((out,), warnings=warnings, node="LCM Sampler")
 
 
 class LCMScheduler:

@@ -91,3 +91,9 @@ def compile_graph(loras: list[tuple[str, float]] = (), compile: dict | None = No
         "save": {"class_type": "SaveLatent", "inputs": {"samples": ["ks", 0], "filename_prefix": prefix}},
     })
     return g
+
+
+def status_texts(ui: dict, level: str | None = None) -> list[str]:
+    """The status lines a node showed (its ui output's `lcm_kit_status`, see nodes/status.py), optionally of one
+    level ("info" / "warning")."""
+    return [e["text"] for e in (ui or {}).get("lcm_kit_status", []) if level is None or e["level"] == level]

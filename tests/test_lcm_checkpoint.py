@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import graphs
+from graphs import status_texts
 from support import comfy_env, tiny_models
 from test_sampler_parity import _inputs, comfy_run, seeded_noise_sampler
 
@@ -256,22 +257,22 @@ def test_loader_patch_node_and_unet_loader_agree(comfy, base_dir, lcm_files):
     assert torch.allclose(ours, patched, atol=1e-5, rtol=0)
     assert torch.allclose(ours, unet, atol=1e-5, rtol=0)
     assert not torch.allclose(ours, core, atol=1e-3)
-    assert out.get("ckpt", {}).get("lcm_kit_warnings", []) == []
+    assert status_texts(out.get("ckpt", {}), "warning") == []
 
 
 def test_guidance_outside_the_trained_range_warns(comfy, base_dir, lcm_files, ckpt):
     assert ckpt.guidance_warning(8.0) is None and ckpt.guidance_warning(3.0) is None
     _, out = run_latent(comfy, base_dir, lcm_loader_graph("ours", guidance=20.0, prefix="g20"))
-    (warning,) = out["ckpt"]["lcm_kit_warnings"]
+    (warning,) = status_texts(out["ckpt"], "warning")
     assert "outside the range" in warning and "3-15" in warning
 
 
 def test_checkpoint_without_embedding_passes_through_with_a_note(comfy, base_dir, lcm_files):
     plain = graphs.SD15
     _, out = run_latent(comfy, base_dir, lcm_loader_graph("ours", ckpt_name=plain, prefix="plain_ours"))
-    assert "no guidance embedding" in out["ckpt"]["lcm_kit_warnings"][0]
+    assert "no guidance embedding" in status_texts(out["ckpt"], "warning")[0]
     patched, out = run_latent(comfy, base_dir, lcm_loader_graph("patch", ckpt_name=plain, prefix="plain_patch"))
-    assert "passed through unchanged" in out["guided"]["lcm_kit_warnings"][0]
+    assert "passed through unchanged" in status_texts(out["guided"], "warning")[0]
     core, _ = run_latent(comfy, base_dir, lcm_loader_graph("core", ckpt_name=plain, prefix="plain_core"))
     assert torch.equal(patched, core)
 

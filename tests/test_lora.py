@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from support import comfy_env, tiny_models
+from graphs import status_texts
 
 SD15 = "tiny-sd15.safetensors"
 LCM_FILES = ["tiny-sd15-lcm-kohya.safetensors", "tiny-sd15-lcm-peft.safetensors"]
@@ -137,7 +138,7 @@ def test_every_key_of_every_layout_is_applied(lora, sd15, base_dir, caplog, node
     new_model, new_clip = out["result"]
     unet_n, te_n = lora_key_counts(lora_files, base_dir, name)
     assert len(new_model.patches) == unet_n and len(new_clip.patcher.patches) == te_n
-    assert out["ui"]["text"][-1].startswith(f"{name}: {unet_n} model keys, {te_n} text-encoder keys")
+    assert status_texts(out["ui"])[-1].startswith(f"{name}: {unet_n} model keys, {te_n} text-encoder keys")
     assert not no_key_warnings(caplog)
     assert not model.patches and not clip.patcher.patches, "the inputs are never modified"
 
@@ -310,7 +311,7 @@ def test_loader_auto_uses_the_loras_folder(lora, sd15, base_dir, sdxl_lora, bad_
     model, clip = sd15
     caplog.set_level(logging.INFO)
     out = lora_nodes.LCMLoraLoader().load(model, "auto", 1.0, clip=clip)
-    text = out["ui"]["text"][0]
+    text = status_texts(out["ui"])[0]
     picked = text[len("auto: "):].split(":")[0]
     assert text.startswith("auto: ") and is_sd15_lcm_file(picked, base_dir), "an SD1.5 LCM-LoRA, not SDXL or a style LoRA"
     assert len(out["result"][0].patches) == lora_key_counts(lora_files, base_dir, picked)[0]
@@ -333,7 +334,7 @@ def test_auto_on_the_sdxl_family(lora, sdxl_models, base_dir, caplog, ckpt):
         lora_nodes.LCMLoraLoader().load(model, LCM_FILES[0], 1.0)
     if ckpt == "tiny-sdxl.safetensors":
         out = lora_nodes.LCMLoraLoader().load(model, "auto", 1.0)
-        picked = out["ui"]["text"][0][len("auto: "):].split(":")[0]
+        picked = status_texts(out["ui"])[0][len("auto: "):].split(":")[0]
         # (or a link to one of them under a public name, which the example tests add)
         assert (base_dir / "models" / "loras" / picked).resolve().name in (
             "tiny-sdxl-lcm-kohya.safetensors", "tiny-sdxl-lcm-peft.safetensors")
@@ -346,7 +347,7 @@ def test_auto_on_the_sdxl_family(lora, sdxl_models, base_dir, caplog, ckpt):
         with pytest.raises(ValueError, match=r"no LCM-LoRA for SDXL .*tiny-sdxl-lcm-kohya\.safetensors \(fits \d+%"):
             lora_nodes.LCMLoraLoader().load(model, "auto", 1.0)
         out = lora_nodes.LCMLoraLoader().load(model, SDXL_LCM, 1.0)
-        assert "match nothing in this model" in out["ui"]["text"][0] and out["result"][0].patches
+        assert "match nothing in this model" in status_texts(out["ui"])[0] and out["result"][0].patches
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,7 +399,7 @@ def test_strength_zero_applies_nothing_and_reads_nothing(lora, sd15):
     assert sum(lora_files.READS.values()) == reads
     assert not loader_out["result"][0].patches and loader_out["result"][1] is clip
     assert stack_out["result"] == (model, clip)
-    assert all("skipped: strength 0" in line for line in stack_out["ui"]["text"] + loader_out["ui"]["text"])
+    assert all("skipped: strength 0" in line for line in status_texts(stack_out["ui"]) + status_texts(loader_out["ui"]))
 
 
 def test_model_only_stack_skips_the_text_encoder_part(lora, sd15, base_dir, caplog):
@@ -408,7 +409,7 @@ def test_model_only_stack_skips_the_text_encoder_part(lora, sd15, base_dir, capl
     out = lora_nodes.LCMApplyLoraStack().apply(model, [(STYLE_FILES[1], 1.0, 1.0)])
     unet_n, te_n = lora_key_counts(lora_files, base_dir, STYLE_FILES[1])
     assert len(out["result"][0].patches) == unet_n and out["result"][1] is None
-    assert f"text-encoder part ({te_n} layers) skipped: no CLIP connected" in out["ui"]["text"][0]
+    assert f"text-encoder part ({te_n} layers) skipped: no CLIP connected" in status_texts(out["ui"])[0]
     assert not no_key_warnings(caplog)
 
 
@@ -459,7 +460,7 @@ def test_graph_runs_through_the_real_executor(comfy, lora, base_dir, caplog):
     caplog.set_level(logging.INFO)
     outputs = comfy.run(lora_graph("inproc_lora_nodes"))
     assert outputs["save"]["images"]
-    loader_text, apply_text = outputs["lcm"]["text"][0], outputs["apply"]["text"][0]
+    loader_text, apply_text = status_texts(outputs["lcm"])[0], status_texts(outputs["apply"])[0]
     assert loader_text.startswith("auto: ") and is_sd15_lcm_file(loader_text[6:].split(":")[0], base_dir)
     unet_n, te_n = lora_key_counts(lora_files, base_dir, STYLE_FILES[1])
     assert apply_text.startswith(f"{STYLE_FILES[1]}: {unet_n} model keys, {te_n} text-encoder keys")
@@ -471,5 +472,5 @@ def test_graph_runs_on_the_real_server(server, base_dir):
     prompt_id = server.queue(lora_graph("server_lora_nodes"), "lora-test")
     hist = server.wait_history(prompt_id)
     assert hist["status"]["status_str"] == "success", hist["status"]
-    assert hist["outputs"]["apply"]["text"][0].startswith(f"{STYLE_FILES[1]}: ")
+    assert status_texts(hist["outputs"]["apply"])[0].startswith(f"{STYLE_FILES[1]}: ")
     assert "lora key not loaded" not in server.log_text()

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import graphs
+from graphs import status_texts
 from support.comfy_env import WebSocketListener
 
 
@@ -110,7 +111,7 @@ def test_high_cfg_warns_in_log_and_on_node_but_is_used(comfy, base_dir, caplog):
     low = run_latent(comfy, base_dir, graphs.lcm_graph(prefix="cfg1", steps=1, cfg=2.0))
     outputs = comfy.run(graphs.lcm_graph(prefix="cfg3", steps=1, cfg=3.0))
     assert any("cfg 3 is high for LCM" in r.getMessage() for r in caplog.records)
-    assert "cfg 3 is high" in outputs["sampler"]["lcm_kit_warnings"][0]
+    assert "cfg 3 is high" in status_texts(outputs["sampler"], "warning")[0]
     assert not torch.allclose(low, latents_of(outputs, base_dir))
 
 

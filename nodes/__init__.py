@@ -1,7 +1,13 @@
 """Every node class of the pack, collected from the capability modules.
 
-Node ids carry the `LCMKit` prefix and never change: saved workflows store them.
+Node ids carry the `LCMKit` prefix and never change: saved workflows store them. In a ComfyUI older than the pack
+supports (`compat.MIN_COMFYUI`) no node module is imported: one error line names the minimum version, the
+mappings stay empty, and ComfyUI starts without the pack.
 """
+import logging
+
+from . import compat, status
+
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
@@ -11,10 +17,11 @@ def _register(module) -> None:
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, optimize_nodes, sampler_nodes  # noqa: E402
+UNSUPPORTED = compat.unsupported_reason()
+if UNSUPPORTED:
+    logging.getLogger("lcm_kit").error("%s %s", status.LOG_PREFIX, UNSUPPORTED)
+else:
+    from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, optimize_nodes, sampler_nodes
 
-_register(sampler_nodes)
-_register(lora_nodes)
-_register(lcm_checkpoint_nodes)
-_register(live_nodes)
-_register(optimize_nodes)
+    for _module in (sampler_nodes, lora_nodes, lcm_checkpoint_nodes, live_nodes, optimize_nodes):
+        _register(_module)

@@ -25,16 +25,19 @@ from dataclasses import dataclass, field
 import torch
 
 import comfy.model_detection
+import comfy.patcher_extension
 import comfy.sd
 import comfy.utils
 
-from . import lcm_math
+from . import compat, lcm_math
 
 log = logging.getLogger("lcm_kit")
 
 COND_PROJ_SUFFIXES = ("time_embedding.cond_proj.weight", "time_embed.cond_proj.weight")
 DIFFUSERS_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
 DIFFUSERS_UNET_CLASS = "UNet2DConditionModel"
+TIME_EMBED = "diffusion_model.time_embed"
+GUIDANCE_CALLBACK_KEY = "lcm_kit.guidance_embedding"
 
 
 class LCMCheckpointError(ValueError):
@@ -86,7 +89,7 @@ def apply_guidance_embedding(model, cond_proj_weight: torch.Tensor, guidance: fl
         raise LCMCheckpointError(f"guidance must be at least 1.0 (got {guidance:g}): the embedding takes "
                                  f"w = guidance - 1 ≥ 0. LCM checkpoints use 8.0.")
     try:
-        current = model.get_model_object("diffusion_model.time_embed")
+        current = model.get_model_object(TIME_EMBED)
     except AttributeError:   # not a UNet (DiT models have no time_embed)
         current = model.model.diffusion_model
     layers = list(current.children()) if isinstance(current, torch.nn.Sequential) else []
@@ -100,9 +103,21 @@ def apply_guidance_embedding(model, cond_proj_weight: torch.Tensor, guidance: fl
             f"time embedding takes {in_features} channels (expected [{in_features}, 256]): the file and the model "
             f"are different architectures. Pick the checkpoint the MODEL was loaded from.")
     m = model.clone()
-    m.add_object_patch("diffusion_model.time_embed",
-                       GuidedTimeEmbed(layers, guidance_condition(cond_proj_weight, guidance), float(guidance)))
+    m.add_object_patch(TIME_EMBED, GuidedTimeEmbed(layers, guidance_condition(cond_proj_weight, guidance), float(guidance)))
+    m.remove_callbacks_with_key(comfy.patcher_extension.CallbacksMP.ON_CLONE, GUIDANCE_CALLBACK_KEY)
+    m.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLONE, GUIDANCE_CALLBACK_KEY, rebind_guidance_embedding)
     return m
+
+
+def rebind_guidance_embedding(source, clone) -> None:
+    """ON_CLONE callback: a clone over another model object than its source's (newer ComfyUI rebuilds the model from
+    the loader's factory for `clone(disable_dynamic=True)` and multi-GPU copies) gets the guidance patch rebuilt
+    around that model's own time-embedding layers, so LoRA patches and device moves reach the layers it runs."""
+    patch = clone.object_patches.get(TIME_EMBED)
+    if clone.model is source.model or not isinstance(patch, GuidedTimeEmbed):
+        return
+    layers = list(comfy.utils.get_attr(clone.model, TIME_EMBED).children())
+    clone.object_patches[TIME_EMBED] = GuidedTimeEmbed(layers, patch.guidance_cond, patch.guidance)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,21 +175,41 @@ def _finish(model, cond_proj, guidance: float, name: str, clip=None, vae=None, o
     return out
 
 
-def load_lcm_checkpoint(path: str, guidance: float = 8.0, embedding_directory=None) -> LoadedLCM:
-    """A single-file checkpoint through core's loader, with its guidance embedding put back and LCM's model
-    sampling set. Without a cond_proj weight the model is core's (plus LCM sampling) and a note says so.
-
-    The weight is taken out of the state dict before core sees it, so core's "unet unexpected" warning
-    about it (misleading here: the weight is used) does not appear."""
+def _checkpoint_parts(path: str, embedding_directory=None, output_model=True, output_clip=True, output_vae=True,
+                      disable_dynamic=False):
+    """(model, clip, vae, cond_proj) of a single-file checkpoint through core's loader, the guidance-embedding
+    weight taken out of the state dict before core sees it (so core's "unet unexpected" warning about it, misleading
+    here since the weight is used, does not appear)."""
     sd, metadata = comfy.utils.load_torch_file(path, return_metadata=True)
     key = find_cond_proj_key(sd.keys())
     cond_proj = sd.pop(key) if key else None
-    out = comfy.sd.load_state_dict_guess_config(sd, output_vae=True, output_clip=True,
-                                                embedding_directory=embedding_directory, metadata=metadata)
-    if out is None:
+    out = compat.call_with_supported(
+        comfy.sd.load_state_dict_guess_config, sd, output_vae=output_vae, output_clip=output_clip,
+        embedding_directory=embedding_directory, output_model=output_model, metadata=metadata,
+        disable_dynamic=disable_dynamic)
+    if out is None or (output_model and out[0] is None):
         raise LCMCheckpointError(f"ComfyUI could not detect the model type of {path}: not a Stable Diffusion "
                                  f"checkpoint. A diffusers unet/ folder goes to the LCM UNet Loader.")
-    model, clip, vae = out[:3]
+    return out[0], out[1], out[2], cond_proj
+
+
+def reload_checkpoint_part(path: str, embedding_directory=None, part: str = "model", disable_dynamic=False):
+    """One part's patcher of a checkpoint, loaded again: the reload factory (`cached_patcher_init`) that newer
+    ComfyUI calls to rebuild a model, e.g. as a regular patcher for `clone(disable_dynamic=True)`."""
+    model, clip, vae, _ = _checkpoint_parts(path, embedding_directory, output_model=part == "model",
+                                            output_clip=part == "clip", output_vae=part == "vae",
+                                            disable_dynamic=disable_dynamic)
+    return {"model": model, "clip": getattr(clip, "patcher", None), "vae": getattr(vae, "patcher", None)}[part]
+
+
+def load_lcm_checkpoint(path: str, guidance: float = 8.0, embedding_directory=None) -> LoadedLCM:
+    """A single-file checkpoint through core's loader, with its guidance embedding put back and LCM's model
+    sampling set. Without a cond_proj weight the model is core's (plus LCM sampling) and a note says so. Each part
+    carries a reload factory, as core's Load Checkpoint sets one."""
+    model, clip, vae, cond_proj = _checkpoint_parts(path, embedding_directory)
+    for part, obj in (("model", model), ("clip", getattr(clip, "patcher", None)), ("vae", getattr(vae, "patcher", None))):
+        if obj is not None:
+            compat.set_reload_factory(obj, reload_checkpoint_part, path, embedding_directory, part)
     return _finish(model, cond_proj, guidance, os.path.basename(path), clip, vae)
 
 
@@ -250,9 +285,8 @@ def diffusers_to_ldm_unet(sd: dict) -> dict:
     return out
 
 
-def load_lcm_unet(path: str, guidance: float = 8.0, model_options: dict | None = None) -> LoadedLCM:
-    """A UNet alone (MODEL only): a diffusers `unet/` folder, its diffusion_pytorch_model.safetensors, or an
-    ldm-layout UNet file; its guidance embedding put back and LCM's model sampling set."""
+def _unet_parts(path: str, model_options: dict | None = None, disable_dynamic=False):
+    """(model patcher, cond_proj, display name) of a UNet file or diffusers unet/ folder (see load_lcm_unet)."""
     weights, cfg = resolve_diffusers_unet(path)
     sd, metadata = comfy.utils.load_torch_file(weights, return_metadata=True)
     key = find_cond_proj_key(sd.keys())
@@ -266,8 +300,24 @@ def load_lcm_unet(path: str, guidance: float = 8.0, model_options: dict | None =
     elif cfg is not None:
         raise LCMCheckpointError(f"{weights} is beside a diffusers UNet config.json but its keys are not diffusers "
                                  f"UNet keys (no conv_in.weight / time_embedding.linear_1.weight).")
-    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options or {}, metadata=metadata)
+    model = compat.call_with_supported(comfy.sd.load_diffusion_model_state_dict, sd,
+                                       model_options=model_options or {}, metadata=metadata,
+                                       disable_dynamic=disable_dynamic)
     if model is None:
         raise LCMCheckpointError(f"ComfyUI could not detect the model type of {weights}: not an SD1.5/SDXL UNet.")
     name = os.path.basename(os.path.dirname(weights)) if cfg is not None else os.path.basename(weights)
+    return model, cond_proj, name
+
+
+def reload_unet(path: str, model_options: dict | None = None, disable_dynamic=False):
+    """The UNet's patcher loaded again (the reload factory of load_lcm_unet's model)."""
+    return _unet_parts(path, model_options, disable_dynamic)[0]
+
+
+def load_lcm_unet(path: str, guidance: float = 8.0, model_options: dict | None = None) -> LoadedLCM:
+    """A UNet alone (MODEL only): a diffusers `unet/` folder, its diffusion_pytorch_model.safetensors, or an
+    ldm-layout UNet file; its guidance embedding put back and LCM's model sampling set. The model carries a reload
+    factory, as core's UNet loader sets one."""
+    model, cond_proj, name = _unet_parts(path, model_options)
+    compat.set_reload_factory(model, reload_unet, path, model_options)
     return _finish(model, cond_proj, guidance, name)

@@ -201,17 +201,6 @@ def check_latent_channels(model, samples: torch.Tensor, what: str = "latent_imag
                          f"encoded with another model family's VAE. Encode it with this checkpoint's VAE.")
 
 
-def fix_empty_latent_channels(model, samples):
-    """comfy.sample.fix_empty_latent_channels; newer ComfyUI adds downscale-ratio parameters, which are
-    passed as None (their "use the model's own" value) when the signature requires them."""
-    import inspect
-    import comfy.sample
-    fn = comfy.sample.fix_empty_latent_channels
-    extra = [None for p in list(inspect.signature(fn).parameters.values())[2:]
-             if p.default is inspect.Parameter.empty]
-    return fn(model, samples, *extra)
-
-
 def cfg_warning(cfg: float) -> str | None:
     if cfg > 2.0:
         return (f"cfg {cfg:g} is high for LCM: LCM was trained with low guidance, use 1.0-2.0 "

@@ -7,28 +7,11 @@ import itertools
 import logging
 import time
 
-from . import live
+from . import compat, live
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/live"
 _frame_numbers = itertools.count(1)     # monotonic per server process: a client orders frames by it
-
-
-def _binary_preview_event() -> int:
-    try:
-        from protocol import BinaryEventTypes
-    except ImportError:                 # older trees defined it in server.py
-        from server import BinaryEventTypes
-    return BinaryEventTypes.PREVIEW_IMAGE
-
-
-def _prompt_server():
-    """ComfyUI's PromptServer when one runs in this process (not when a script drives the executor)."""
-    try:
-        from server import PromptServer
-    except ImportError:
-        return None
-    return getattr(PromptServer, "instance", None)
 
 
 class LivePreview:
@@ -61,7 +44,7 @@ class LivePreview:
         return float("nan")
 
     def stream(self, images, format="JPEG", max_size=live.DEFAULT_SIZE, unique_id=None):
-        server = _prompt_server()
+        server = compat.prompt_server()
         client_id = getattr(server, "client_id", None) if server is not None else None
         prompt_id = getattr(server, "last_prompt_id", None) if server is not None else None
         frames = []
@@ -77,7 +60,7 @@ class LivePreview:
                 # nobody to stream to.
                 continue
             server.send_sync(live.FRAME_EVENT, info, client_id)
-            server.send_sync(_binary_preview_event(), live.preview_payload(encoded, format), client_id)
+            server.send_sync(compat.preview_image_event(), live.preview_payload(encoded, format), client_id)
         if client_id is None and server is not None:
             log.info("Live Preview: the prompt was queued without a client_id; no frame sent")
         return {"ui": {"lcm_kit_live": frames}}

@@ -9,7 +9,6 @@ entries. File problems are found from the safetensors header before any tensor i
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import comfy.lora_convert
 import comfy.utils
 import folder_paths
 
-from . import lora_files, status
+from . import compat, lora_files, status
 from .lcm_sampling import patch_lcm_sampling
 
 log = logging.getLogger("lcm_kit")
@@ -72,12 +71,6 @@ def lora_key_map(model=None, clip=None) -> dict:
     for name, target in aliases.items():
         key_map.setdefault(name, target)
     return key_map
-
-
-def _call(fn, *args, **optional):
-    """Call a ComfyUI function with the optional keyword arguments its signature has (versions differ)."""
-    params = inspect.signature(fn).parameters
-    return fn(*args, **{k: v for k, v in optional.items() if k in params})
 
 
 def load_lora_file(path: str) -> tuple[dict, dict]:
@@ -191,8 +184,8 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
         check_fits(lora_name, info, model)
 
     key_map = lora_key_map(model if use_model else None, clip if use_clip else None)
-    sd = _call(comfy.lora_convert.convert_lora, sd, metadata=metadata, lora_metadata=metadata)
-    patches = _call(comfy.lora.load_lora, sd, key_map, log_missing=False)
+    sd = compat.call_with_supported(comfy.lora_convert.convert_lora, sd, metadata=metadata, lora_metadata=metadata)
+    patches = compat.call_with_supported(comfy.lora.load_lora, sd, key_map, log_missing=False)
     applied = Applied(lora_name, strength_model, strength_clip)
     new_model, new_clip = model, clip
     if use_model:

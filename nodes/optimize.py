@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import sys
 import time
 
 import torch
@@ -32,6 +31,8 @@ import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.utils
+
+from . import compat
 
 log = logging.getLogger("lcm_kit")
 
@@ -80,14 +81,21 @@ class CompileSettings:
             raise _choices_error("torch.compile backend", self.backend, backends)
 
     def torch_kwargs(self) -> dict:
-        """Keyword arguments of torch.compile. Built from strings only, so two equal settings give
-        backends that dynamo treats as the same one (no recompile when the node runs again)."""
-        return {
-            "backend": self.backend,
-            "mode": self.mode if self.backend == "inductor" else None,
-            "dynamic": {"auto": None, "true": True, "false": False}[self.dynamic],
-            "fullgraph": self.fullgraph,
-        }
+        """Keyword arguments of torch.compile. Built from strings and module-level functions only, so two equal
+        settings give backends that dynamo treats as the same one (no recompile when the node runs again).
+        torch.compile takes a mode or options, not both: with the guard filter, inductor's mode goes in as the
+        options it stands for (`torch._inductor.list_mode_options`)."""
+        dynamic = {"auto": None, "true": True, "false": False}[self.dynamic]
+        kwargs = {"backend": self.backend, "dynamic": dynamic, "fullgraph": self.fullgraph}
+        if not torch_has_guard_filter():
+            kwargs["mode"] = self.mode if self.backend == "inductor" else None
+            return kwargs
+        options = {"guard_filter_fn": compile_guard_filter}
+        if self.backend == "inductor":
+            import torch._inductor
+            options.update(torch._inductor.list_mode_options(self.mode, dynamic))
+        kwargs["options"] = options
+        return kwargs
 
     def describe(self) -> str:
         mode = f", mode={self.mode}" if self.backend == "inductor" else ""
@@ -95,6 +103,22 @@ class CompileSettings:
 
 
 EAGER = "eager (not compiled)"
+
+
+def compile_guard_filter(guard_entries) -> list[bool]:
+    """dynamo guard filter, as core's TorchCompileModel sets one: no guards on `transformer_options`, whose values
+    (conditioning ids, patches, sigmas) change between prompts and would recompile the model; except ComfyUI's
+    attention override, so that another attention (the `attention` setting, another pack) compiles again."""
+    return [("transformer_options" not in e.name) or ("optimized_attention_override" in e.name)
+            for e in guard_entries]
+
+
+def torch_has_guard_filter() -> bool:
+    """Whether this torch's torch.compile takes options={"guard_filter_fn": ...} (torch 2.8 and newer)."""
+    import inspect
+
+    import torch._dynamo
+    return "guard_filter_fn" in inspect.signature(torch._dynamo.optimize).parameters
 
 
 def fallback_chain(settings: CompileSettings) -> list:
@@ -264,21 +288,6 @@ def _explain(e: BaseException) -> str:
     return f"{type(e).__name__}: {(lines[0] if lines else '')[:300]}"
 
 
-def builtin_compiler_reason(model) -> str | None:
-    """Why ComfyUI's own model compiler (comfy-aimdo / CUDA graphs, newer ComfyUI) counts as active
-    for this model, or None. Feature-detected: absent in older ComfyUI, where this returns None."""
-    if "comfy_aimdo" not in sys.modules:
-        return None
-    is_dynamic = getattr(model, "is_dynamic", None)
-    if callable(is_dynamic):
-        try:
-            if is_dynamic():
-                return "this model runs on ComfyUI's dynamic VRAM patcher (comfy-aimdo)"
-        except Exception:  # noqa: BLE001 — a detection probe never fails the graph
-            return None
-    return None
-
-
 def is_diffusion_model(model) -> bool:
     base = getattr(model, "model", None)
     return (callable(getattr(model, "clone", None)) and base is not None
@@ -286,27 +295,25 @@ def is_diffusion_model(model) -> bool:
             and isinstance(getattr(base, "diffusion_model", None), torch.nn.Module))
 
 
-def compile_model(model, settings: CompileSettings, stack_on_builtin: bool = False):
+def compile_model(model, settings: CompileSettings):
     """A clone of `model` whose diffusion model runs through torch.compile at sample time.
 
-    Returns (model, note): `note` says why nothing was added (built-in compiler active), else None.
-    """
+    The clone is a regular ModelPatcher, as core's TorchCompileModel takes it: newer ComfyUI's dynamic VRAM
+    patcher pages weights itself, which compiled graphs must not see. (ComfyUI's own model compiler is opt-in per
+    model family and has no hooks for the SD1.5/SDXL UNet, so this node always compiles.)"""
     if not is_diffusion_model(model):
         raise TypeError(f"LCM Kit Compile needs a diffusion MODEL (a ModelPatcher over a model with a "
                         f"diffusion_model), got {type(model).__name__}; connect the MODEL output of a "
                         f"checkpoint or LoRA loader")
-    m = model.clone()
+    m = compat.regular_patcher_clone(model)
     # LoRA weights copied into the existing parameters (ComfyUI's own `weight_inplace_update`) keep
     # every parameter's requires_grad as the unpatched model has it; replaced parameters come with
     # requires_grad=False, which dynamo guards on: the first LoRA would recompile the whole model.
     m.weight_inplace_update = True
-    reason = builtin_compiler_reason(m)
-    if reason and not stack_on_builtin:
-        return m, f"torch.compile skipped: {reason}, which compiles the model itself"
     # Our own earlier compile (a chain of Compile nodes) is replaced, never stacked.
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, CompileWrapper(settings))
-    return m, None
+    return m
 
 
 def compile_wrapper(model) -> CompileWrapper | None:
@@ -330,34 +337,32 @@ def _check(what: str, value, valid) -> None:
         raise _choices_error(what, value, valid)
 
 
-def patcher_is_dynamic(patcher) -> bool:
-    is_dynamic = getattr(patcher, "is_dynamic", None)
-    return bool(callable(is_dynamic) and is_dynamic())
-
-
 def clip_on_device(clip, device: torch.device):
-    """A clone of CLIP whose text encoder loads on (and offloads to) `device`."""
+    """A clone of CLIP whose text encoder loads on (and offloads to) `device`, on a regular patcher (core's
+    Select CLIP Device does the same: a dynamic VRAM patcher keeps per-device state that new devices break)."""
     c = clip.clone()
+    c.patcher = compat.regular_patcher_clone(clip.patcher)
     c.patcher.load_device = device
     c.patcher.offload_device = device
     return c
 
 
 def vae_on_device(vae, device: torch.device):
-    """A copy of VAE that encodes/decodes on `device` (VAE has no clone() in older ComfyUI).
+    """A copy of VAE that encodes/decodes on `device`, on a regular patcher.
 
     The dtype is the one ComfyUI picks for that device (as `--cpu-vae` does): a VAE loaded in
     fp16/bf16 for a GPU gets its own float32 copy of the weights for the CPU (≈160 MB for SD's VAE);
-    otherwise the weights are shared through a cloned patcher."""
+    otherwise the weights are shared through a cloned patcher (on a dynamic VRAM patcher, a regular
+    one that the loader's factory builds)."""
     import comfy.model_patcher
-    v = vae.clone() if callable(getattr(vae, "clone", None)) else copy.copy(vae)
+    v = compat.clone_vae(vae)
+    v.patcher = compat.regular_patcher_clone(vae.patcher)
+    v.first_stage_model = v.patcher.model
     dtype = comfy.model_management.vae_dtype(device, getattr(vae, "working_dtypes", [torch.float32]))
     if dtype != vae.vae_dtype:
-        v.first_stage_model = copy.deepcopy(vae.first_stage_model).to(device=device, dtype=dtype)
+        v.first_stage_model = copy.deepcopy(v.first_stage_model).to(device=device, dtype=dtype)
         v.patcher = comfy.model_patcher.ModelPatcher(v.first_stage_model, load_device=device, offload_device=device)
         v.vae_dtype = dtype
-    elif v.patcher is vae.patcher:
-        v.patcher = vae.patcher.clone()
     v.device = device
     v.patcher.load_device = device
     v.patcher.offload_device = device
@@ -390,11 +395,13 @@ def unload_model(patcher) -> int:
 def apply_model_policy(model, policy: str):
     """A clone of MODEL with the residency policy on its patcher; returns (model, note)."""
     _check("model policy", policy, MODEL_POLICIES)
-    m = model.clone()
     if policy == "default":
-        return m, None
-    if patcher_is_dynamic(m):
-        return m, f"model policy {policy!r} left to ComfyUI: this model runs on the dynamic VRAM patcher"
+        return model.clone(), None
+    note = None
+    if compat.patcher_is_dynamic(model):
+        note = (f"model policy {policy!r}: this model now loads as a whole (ComfyUI's dynamic VRAM is off for it); "
+                f"choose default to keep dynamic VRAM")
+    m = compat.regular_patcher_clone(model)
     wrappers = comfy.patcher_extension.WrappersMP
     m.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY)
     if policy == "keep resident":
@@ -403,7 +410,7 @@ def apply_model_policy(model, policy: str):
     else:
         m.offload_device = CPU if m.offload_device == m.load_device else m.offload_device
         m.add_wrapper_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY, OffloadAfterRun())
-    return m, None
+    return m, note
 
 
 def apply_offload(model, clip, vae, text_encoder: str, vae_policy: str, model_policy: str):

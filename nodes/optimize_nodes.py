@@ -51,9 +51,8 @@ class LCMKitCompile:
             },
             "optional": {
                 "stack_on_builtin": ("BOOLEAN", {"default": False, "tooltip":
-                                     "Newer ComfyUI compiles models itself (comfy-aimdo, CUDA graphs); then this "
-                                     "node passes the model through unchanged. Turn on only to compile on top "
-                                     "anyway."}),
+                                     "No effect; kept so saved workflows load. (It was for ComfyUI's own model "
+                                     "compiler, which does not compile SD1.5/SDXL UNets: this node always compiles.)"}),
                 "attention": (optimize.ATTENTION_CHOICES, {"default": "auto", "tooltip":
                               "Attention inside the compiled model. auto: PyTorch's scaled-dot-product "
                               "attention where ComfyUI's own (sub-quadratic or split: on CPU and some GPUs) "
@@ -66,8 +65,7 @@ class LCMKitCompile:
                 attention="auto"):
         settings = optimize.CompileSettings(mode=mode, backend=backend, dynamic=dynamic, fullgraph=bool(fullgraph),
                                             channels_last=bool(channels_last), attention=attention)
-        m, note = optimize.compile_model(model, settings, stack_on_builtin=bool(stack_on_builtin))
-        return status.node_output((m,), info=[note])
+        return (optimize.compile_model(model, settings),)
 
 
 class LCMKitOffload:

@@ -8,8 +8,8 @@ import comfy.sample
 import comfy.utils
 import latent_preview
 
-from . import lcm_math, status
-from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent, fix_empty_latent_channels,
+from . import compat, lcm_math, status
+from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent,
                            lcm_sampler, lcm_sigmas, patch_lcm_sampling)
 
 log = logging.getLogger("lcm_kit")
@@ -94,14 +94,14 @@ class LCMSampler:
         sampler_obj = lcm_sampler(sampler, gamma)
         warnings = [w for w in [cfg_warning(cfg)] if w]
 
-        samples = fix_empty_latent_channels(patched, samples)
+        samples = compat.fix_empty_latent(patched, latent_image)
         noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
         callback = latent_preview.prepare_callback(patched, sigmas.shape[-1] - 1, {})
         out_samples = comfy.sample.sample_custom(
             patched, noise, cfg, sampler_obj, sigmas, positive, negative, samples,
             noise_mask=latent_image.get("noise_mask"), callback=callback,
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-        out = latent_image.copy()
+        out = {k: v for k, v in latent_image.items() if k not in compat.LATENT_SAMPLER_KEYS}
         out["samples"] = out_samples
         return status.node_output((out,), warnings=warnings, node="LCM Sampler")
 

@@ -66,7 +66,7 @@ def _bench_arch(arch: str, size: int, steps: int, repeats: int) -> dict:
     def sample(stack, compiled, seed=1, text="a red fox in the snow", sdpa=False):
         m, c = with_loras(stack)
         if compiled:  # a fresh Compile node output, as when the graph above it changes
-            m = opt.compile_model(m, opt.CompileSettings())[0]
+            m = opt.compile_model(m, opt.CompileSettings())
         elif sdpa:    # uncompiled, with the attention the compiled model uses
             m = m.clone()
             m.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = opt._sdpa_attention
@@ -143,7 +143,7 @@ def _bench_full_size(size: int, repeats: int, backend: str, steps_list=(1, 2, 4,
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     patcher, ref = bench.full_size("sd15", device, dtype)
     eager = bench.Paths(pack, patcher, ref, size // 8, 768, None, device)
-    compiled_model = opt.compile_model(patcher, opt.CompileSettings(backend=backend))[0]
+    compiled_model = opt.compile_model(patcher, opt.CompileSettings(backend=backend))
     compiled = bench.Paths(pack, compiled_model, ref, size // 8, 768, None, device)
     rows = []
     for steps in steps_list:

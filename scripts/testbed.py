@@ -14,6 +14,11 @@ Everything lives in the ignored folder `.testbed/` of the repository:
 Outside it: Debian's chromium (/usr/bin/chromium) for the live-mode browser tests, installed with apt-get
 when missing and running as root (CI); otherwise those tests skip and say why.
 
+COMFYUI_SOURCE selects another ComfyUI source to test on: a source tarball (.tar.gz / .tgz / .tar / .zip of a
+ComfyUI tree, e.g. ../shared/comfyui/ComfyUI-0.33.0-*.tar.gz, extracted under .testbed/sources/) or a folder
+(used in place). Its own requirements.txt builds its own venv (.testbed/venv-<source>), plus torch 2.14.1 /
+torchvision 0.29.1 and the test tools; each source keeps its venv, so switching back and forth is cached.
+
 With COMFYUI_DIR=/path/to/ComfyUI the user's own checkout is used instead of the vendored tree, and its
 Python (COMFYUI_PYTHON, else $COMFYUI_DIR/venv or .venv, else this python3) through a thin venv of ours
 that only adds the test tools; nothing is installed into the user's own environment.
@@ -24,9 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -40,6 +47,9 @@ COMFY_MARKER = ".lcm-kit-extracted"
 # What the test bed needs on top of a user's ComfyUI environment (COMFYUI_DIR mode).
 TEST_TOOLS = ["pytest==9.2.0", "pytest-xdist==3.8.0", "diffusers==0.42.1", "peft==0.21.2", "requests",
               "playwright==1.65.2"]
+# A ComfyUI source's own requirements.txt leaves torch unpinned: the same torch as the pinned test bed.
+SOURCE_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+SOURCE_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 # The live-mode tests drive the real frontend in Debian's Chromium (Playwright never downloads a browser).
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -138,6 +148,78 @@ def ensure_vendored_comfyui(python: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# Another ComfyUI source (COMFYUI_SOURCE): a tarball or a folder, with a venv from its requirements.txt
+# --------------------------------------------------------------------------------------------------
+
+def not_comfyui(source: str, missing: list[str]) -> "NoReturn":  # noqa: F821
+    fail(f"COMFYUI_SOURCE={source} is not a ComfyUI source tree (no {', '.join(missing)} in it): give a ComfyUI "
+         f"source tarball ({', '.join(SOURCE_ARCHIVES)}) or the folder that holds ComfyUI's main.py")
+
+
+def ensure_source_tree(source: str) -> Path:
+    """The ComfyUI tree of COMFYUI_SOURCE: the folder itself, or the archive extracted once (by its digest)."""
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        fail(f"COMFYUI_SOURCE={source} does not exist: give a ComfyUI source tarball or folder")
+    if path.is_dir():
+        missing = is_comfyui_tree(path)
+        if missing:
+            not_comfyui(source, missing)
+        return path
+    if not path.name.endswith(SOURCE_ARCHIVES):
+        not_comfyui(source, ["main.py"])
+    digest = file_digest(path)
+    target = TESTBED / "sources" / re.sub(r"(\.tar)?\.(gz|tgz|tar|zip)$", "", path.name)
+    marker = target / COMFY_MARKER
+    if marker.exists() and marker.read_text().strip() == digest:
+        return target
+    say(f"extracting {path.name}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="source.", dir=target.parent))
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                zf.extractall(staging)
+        else:
+            with tarfile.open(path) as tf:
+                tf.extractall(staging, filter="data")
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        shutil.rmtree(staging)
+        fail(f"COMFYUI_SOURCE={source} cannot be extracted ({e}): give a ComfyUI source tarball or folder")
+    # The tree is the archive's root or its single top folder (GitHub's ComfyUI-<tag>/ layout).
+    entries = list(staging.iterdir())
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+    missing = is_comfyui_tree(root)
+    if missing:
+        shutil.rmtree(staging)
+        not_comfyui(source, missing)
+    (root / COMFY_MARKER).write_text(digest + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    root.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def ensure_source_venv(comfy_dir: Path) -> Path:
+    """A venv for a ComfyUI source, from its own requirements.txt (+ the test bed's torch and test tools)."""
+    requirements = comfy_dir / "requirements.txt"
+    if not requirements.exists():
+        fail(f"{comfy_dir} has no requirements.txt to build its environment from")
+    venv = TESTBED / f"venv-{comfy_dir.name}"
+    python = ensure_venv(venv, sys.executable)
+    digest = file_digest(requirements, extra=",".join(SOURCE_TORCH + TEST_TOOLS))
+    stamp = venv / ".lcm-kit-ready"
+    if not stamped(stamp, digest):
+        say(f"installing {comfy_dir.name}'s requirements.txt, {' '.join(SOURCE_TORCH)} and the test tools "
+            "into its own venv; a few minutes the first time")
+        run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", "-r", str(requirements),
+             *SOURCE_TORCH, *TEST_TOOLS])
+        stamp.write_text(digest)
+    return python
+
+
+# --------------------------------------------------------------------------------------------------
 # Environments
 # --------------------------------------------------------------------------------------------------
 
@@ -204,6 +286,11 @@ def setup() -> tuple[Path, Path]:
             stamp.write_text(digest)
         return venv / "bin" / "python", comfy_dir
 
+    source = os.environ.get("COMFYUI_SOURCE")
+    if source:
+        comfy_dir = ensure_source_tree(source)
+        return ensure_source_venv(comfy_dir), comfy_dir
+
     venv = TESTBED / "venv"
     python = ensure_venv(venv, sys.executable)
     digest = file_digest(LOCK)
@@ -211,7 +298,7 @@ def setup() -> tuple[Path, Path]:
     if not stamped(stamp, digest):
         say("installing the pinned test-bed requirements (torch, ComfyUI's requirements, pytest, diffusers); "
             "a few minutes the first time")
-        run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(LOCK)])
+        run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", "-r", str(LOCK)])
         stamp.write_text(digest)
     comfy_dir = ensure_vendored_comfyui(python)
     return python, comfy_dir

@@ -147,20 +147,32 @@ def test_attention_auto_leaves_an_override_from_another_pack_alone(opt):
     assert opt.with_compile_attention("comfyui", args[:5] + ({},), {})[0][5] == {}
 
 
+def test_compile_skips_guards_on_transformer_options_like_core_except_the_attention_override(opt):
+    """As core's TorchCompileModel: no dynamo guards on transformer_options (per-prompt values there must not
+    recompile), but ours keeps the attention override's; inductor's mode goes in as its options (torch.compile takes
+    a mode or options, not both)."""
+    from types import SimpleNamespace
+    kwargs = opt.CompileSettings(mode="max-autotune").torch_kwargs()
+    assert "mode" not in kwargs and kwargs["options"]["guard_filter_fn"] is opt.compile_guard_filter
+    assert kwargs["options"]["max_autotune"] is True
+    names = ["L['x']", "L['transformer_options']['cond_or_uncond']",
+             "L['transformer_options']['optimized_attention_override']"]
+    assert opt.compile_guard_filter([SimpleNamespace(name=n) for n in names]) == [True, False, True]
+    assert opt.CompileSettings(backend="eager").torch_kwargs()["options"] == {"guard_filter_fn": opt.compile_guard_filter}
+
+
 def test_compile_clones_and_never_mutates_its_input(comfy, opt):
     import nodes
     import comfy.patcher_extension as pe
     model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
     settings = opt.CompileSettings()
-    a, _ = opt.compile_model(model, settings)
-    b, _ = opt.compile_model(a, settings)
+    a = opt.compile_model(model, settings)
+    b = opt.compile_model(a, settings)
     assert a is not model and b is not a
     assert opt.compile_wrapper(model) is None and model.weight_inplace_update is False
     # One wrapper per clone, never shared, and a second Compile replaces the first instead of stacking.
     assert opt.compile_wrapper(a) is not opt.compile_wrapper(b)
     assert len(b.get_wrappers(pe.WrappersMP.APPLY_MODEL, opt.WRAPPER_KEY)) == 1
-    # No built-in compiler (comfy-aimdo) in this ComfyUI: nothing is detected, ours is used.
-    assert opt.builtin_compiler_reason(a) is None
 
 
 def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog):
@@ -180,7 +192,7 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog
     def sample(m):
         return nodes.common_ksampler(m, 3, 2, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
 
-    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="lcm_kit_test_broken"))
+    compiled = opt.compile_model(model, opt.CompileSettings(backend="lcm_kit_test_broken"))
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     out = sample(compiled)
     out_again = sample(compiled)
@@ -206,7 +218,7 @@ def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, o
 
     patched = model.clone()
     patched.set_model_attn1_output_patch(clamp_overflow)
-    compiled, _ = opt.compile_model(patched, opt.CompileSettings(backend="eager", fullgraph=True))
+    compiled = opt.compile_model(patched, opt.CompileSettings(backend="eager", fullgraph=True))
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     out = nodes.common_ksampler(compiled, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
     reference = nodes.common_ksampler(patched, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
@@ -223,7 +235,7 @@ def test_model_errors_are_not_mistaken_for_compile_failures(comfy, opt, caplog):
     """Wrong conditioning fails uncompiled too: its own error surfaces, no fallback, no warning."""
     import nodes
     model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
-    compiled, _ = opt.compile_model(model, opt.CompileSettings(backend="eager"))
+    compiled = opt.compile_model(model, opt.CompileSettings(backend="eager"))
     bad = [[torch.zeros(1, 7, 1024), {}]]  # SD1.5 wants 768-wide context
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     with pytest.raises(RuntimeError):

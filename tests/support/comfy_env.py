@@ -114,7 +114,7 @@ class InProcessComfy:
         import execution
         self.sink = MessageSink()
         self.executor = execution.PromptExecutor(self.sink, cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0})
+                                                 cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
     def validate(self, prompt: dict):
         import execution
@@ -153,8 +153,12 @@ def free_port() -> int:
 class ComfyServer:
     """`main.py --cpu` on 127.0.0.1 at a free port, with `base` as base directory."""
 
-    def __init__(self, base: Path, log_path: Path, extra_args: list[str] = (), cpus: set[int] | None = None):
-        """`cpus`: pin the server to these CPU cores, with one torch thread per core (benchmarks)."""
+    def __init__(self, base: Path, log_path: Path, extra_args: list[str] = (), cpus: set[int] | None = None,
+                 comfyui: Path | None = None, cpu: bool = True):
+        """`cpus`: pin the server to these CPU cores, with one torch thread per core (benchmarks); `comfyui`: another
+        ComfyUI tree than COMFYUI_DIR's; `cpu` False: let ComfyUI use the GPU (scripts/gpu_checks.py)."""
+        self.comfyui = comfyui or comfyui_dir()
+        self.cpu = cpu
         self.base = base
         self.cpus = set(cpus) if cpus else None
         self.port = free_port()
@@ -165,14 +169,16 @@ class ComfyServer:
 
     def start(self, timeout: float = 120) -> "ComfyServer":
         self.log = open(self.log_path, "w")
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--preview-method", "latent2rgb", *self.extra_args]
+        # An in-memory user database: ComfyUI with alembic installed would otherwise write one into its source tree.
+        cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port", str(self.port),
+               "--base-directory", str(self.base), "--preview-method", "latent2rgb",
+               "--database-url", "sqlite:///:memory:", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         pin = None
         if self.cpus:
             env["OMP_NUM_THREADS"] = str(len(self.cpus))
             pin = lambda: os.sched_setaffinity(0, self.cpus)  # noqa: E731
-        self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=self.comfyui, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, preexec_fn=pin)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -30,6 +30,7 @@ import comfy.sd
 import comfy.utils
 
 from . import compat, lcm_math
+from .input_checks import finite_number
 
 log = logging.getLogger("lcm_kit")
 
@@ -85,6 +86,7 @@ def apply_guidance_embedding(model, cond_proj_weight: torch.Tensor, guidance: fl
 
     Applying it again replaces the earlier guidance (it never stacks). Raises LCMCheckpointError when the
     weight does not fit the model's time embedding."""
+    guidance = finite_number(guidance, "guidance")
     if guidance < 1.0:
         raise LCMCheckpointError(f"guidance must be at least 1.0 (got {guidance:g}): the embedding takes "
                                  f"w = guidance - 1 ≥ 0. LCM checkpoints use 8.0.")

@@ -50,6 +50,17 @@ def lcm_timesteps(steps: int, strength: float = 1.0, original_steps: int = 50,
     descending order at indices ⌊i·(L/steps)⌋, i = 0 … steps − 1:  t_i = k·(L − ⌊i·(L/steps)⌋) − 1.
     TCDScheduler builds the same list.
     """
+    check_schedule(steps, strength, original_steps, num_train_timesteps)
+    k = num_train_timesteps // original_steps
+    grid_len = int(original_steps * strength)
+    step = grid_len / steps  # float64 and ⌊i·step⌋, as numpy.linspace computes it (i·L/n exactly can differ)
+    return [k * (grid_len - math.floor(i * step)) - 1 for i in range(steps)]
+
+
+def check_schedule(steps: int, strength: float = 1.0, original_steps: int = 50,
+                   num_train_timesteps: int = 1000) -> None:
+    """Raise ScheduleError unless `lcm_timesteps(steps, strength, original_steps)` can be built: 1 ≤ steps ≤
+    original_steps ≤ T, 0 < strength ≤ 1 (NaN fails), and int(original_steps·strength) ≥ steps."""
     if steps < 1:
         raise ScheduleError(f"steps must be at least 1 (got {steps}).")
     if not 1 <= original_steps <= num_train_timesteps:
@@ -60,15 +71,12 @@ def lcm_timesteps(steps: int, strength: float = 1.0, original_steps: int = 50,
                             f"the schedule is a subset of that {original_steps}-step grid. Lower steps.")
     if not 0.0 < strength <= 1.0:
         raise ScheduleError(f"strength must be in (0, 1] (got {strength}); 1.0 is text-to-image.")
-    k = num_train_timesteps // original_steps
     grid_len = int(original_steps * strength)
     if grid_len < steps:
         raise ScheduleError(
             f"strength {strength:g} leaves only {grid_len} of the {original_steps} distillation steps, fewer than "
             f"steps={steps}. Use strength ≥ {lowest_strength(steps, original_steps):g} for {steps} steps, "
             f"or fewer steps.")
-    step = grid_len / steps  # float64 and ⌊i·step⌋, as numpy.linspace computes it (i·L/n exactly can differ)
-    return [k * (grid_len - math.floor(i * step)) - 1 for i in range(steps)]
 
 
 def distillation_grid(original_steps: int = 50, num_train_timesteps: int = 1000) -> list[int]:

@@ -10,6 +10,7 @@ import io
 import struct
 
 import numpy as np
+import torch
 from PIL import Image
 
 FORMATS = {"JPEG": 1, "PNG": 2}      # ComfyUI's preview image type numbers (frontend: 1 jpeg, 2 png)
@@ -30,15 +31,28 @@ def fit_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def to_pil(image) -> Image.Image:
-    """One IMAGE item (H×W×C float tensor or array in 0..1, C = 1, 3 or 4) as an 8-bit RGB PIL image."""
-    array = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected one H×W×C image with 1, 3 or 4 channels, got shape {tuple(array.shape)}")
-    array = np.nan_to_num(array[..., :3], nan=0.0)
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return Image.fromarray((np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8), "RGB")
+def scaled_rgb8(image, max_size: int = DEFAULT_SIZE) -> np.ndarray:
+    """One IMAGE item (H×W×C float tensor or array in 0..1, C = 1, 3 or 4) scaled down so its longer side is
+    ≤ `max_size` (`fit_size`), as an 8-bit H'×W'×3 RGB array (NaN → 0, values clipped to 0..1).
+
+    Scaled first, at the image's own precision and on its own device (bilinear with antialiasing, as PIL's
+    BILINEAR reduces), so every later copy has the frame's size: an 8192² image is never copied whole."""
+    t = image.detach() if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image, dtype=np.float32))
+    if t.ndim != 3 or t.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected one H×W×C image with 1, 3 or 4 channels, got shape {tuple(t.shape)}")
+    t = t[..., :3]
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    height, width = t.shape[0], t.shape[1]
+    size = fit_size(width, height, max_size)
+    if size != (width, height):
+        # H×W×C viewed as 1×C×H×W is channels-last memory: interpolate reads it in place, no copy.
+        t = torch.nn.functional.interpolate(t.permute(2, 0, 1)[None], size=(size[1], size[0]), mode="bilinear",
+                                            antialias=True, align_corners=False)[0].permute(1, 2, 0)
+    t = torch.nan_to_num(t.float().cpu(), nan=0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    if t.shape[-1] == 1:
+        t = t.expand(-1, -1, 3)
+    return np.ascontiguousarray(t.numpy())
 
 
 def encode_image(image, fmt: str = "JPEG", max_size: int = DEFAULT_SIZE) -> tuple[bytes, tuple[int, int]]:
@@ -46,16 +60,13 @@ def encode_image(image, fmt: str = "JPEG", max_size: int = DEFAULT_SIZE) -> tupl
     Returns (encoded bytes, (width, height) sent)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-    pil = to_pil(image)
-    size = fit_size(pil.width, pil.height, max_size)
-    if size != pil.size:
-        pil = pil.resize(size, Image.Resampling.BILINEAR)
+    pil = Image.fromarray(scaled_rgb8(image, max_size), "RGB")
     out = io.BytesIO()
     if fmt == "JPEG":
         pil.save(out, format="JPEG", quality=JPEG_QUALITY)
     else:
         pil.save(out, format="PNG", compress_level=1)   # speed over size: frames are thrown away
-    return out.getvalue(), size
+    return out.getvalue(), pil.size
 
 
 def preview_payload(encoded: bytes, fmt: str) -> bytes:

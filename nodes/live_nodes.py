@@ -7,6 +7,8 @@ import itertools
 import logging
 import time
 
+import comfy.model_management
+
 from . import compat, live
 
 log = logging.getLogger("lcm_kit")
@@ -49,6 +51,8 @@ class LivePreview:
         prompt_id = getattr(server, "last_prompt_id", None) if server is not None else None
         frames = []
         for index, image in enumerate(images):
+            # Stop ends a batch between frames (core checks for it only between nodes and sampler steps).
+            comfy.model_management.throw_exception_if_processing_interrupted()
             start = time.perf_counter()
             encoded, size = live.encode_image(image, format, max_size)
             encode_ms = (time.perf_counter() - start) * 1000.0

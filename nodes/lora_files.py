@@ -3,7 +3,9 @@ whether it looks like an LCM-LoRA, from key names and shapes only — no ComfyUI
 
 A `.safetensors` header (8-byte length + JSON with every tensor's dtype, shape and byte range) tells
 all of that without reading a single tensor, so the whole loras folder can be scanned cheaply and a
-bad file is rejected before anything is loaded. Inspections are cached by (path, size, mtime).
+bad file is rejected before anything is loaded. The `safetensors` library reads and validates the header
+(a hostile one fails there, as the same library would fail on it at load time); inspections are cached
+by (path, size, mtime).
 
 Signals used:
 - base model: the input width of the UNet cross-attention keys/values (`attn2.to_k`, `attn2.to_v`) is
@@ -17,16 +19,16 @@ Signals used:
 from __future__ import annotations
 
 import collections
-import json
 import os
-import struct
+import re
+import stat
 from dataclasses import dataclass, field
+
+from safetensors import safe_open
 
 # Every file read, by ("header" | "tensors", absolute path): the tests count them (strength 0 reads nothing,
 # a bad file is rejected from its header alone).
 READS: collections.Counter = collections.Counter()
-
-MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 # Key suffixes of the adapter formats ComfyUI's weight adapters load (LoRA, LoHa, LoKr, OFT, diff).
 ADAPTER_SUFFIXES = (
@@ -64,42 +66,62 @@ def _file_key(path: str) -> tuple:
     return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
+_FIX = "Copy or download it again (compare its size with the source) or remove it from the loras folder."
+
+
+def _unreadable(path: str, error: OSError) -> LoraFileError:
+    return LoraFileError(f"{os.path.basename(path)} cannot be read ({error.strerror or type(error).__name__}). "
+                         f"Check that the file (or the file a link points to) exists and is readable.")
+
+
+def _header_problem(error: Exception, size: int) -> str:
+    """What a safetensors reader error says is wrong, in our words: the library's own text can quote the
+    file (a string where a number belongs, an unknown dtype, a tensor name), and no message may do that.
+    Both spellings of the library's error kinds are matched (0.4: `HeaderTooLarge`, 0.8: `header too large`)."""
+    kind = re.sub(r"[^a-z]", "", str(error).lower())
+    if any(k in kind for k in ("invalidjson", "deserialization", "invalidutf", "headerstart", "startcharacter")):
+        detail = "its header is not the JSON a safetensors file has"
+    elif "headertoosmall" in kind:
+        detail = f"{size} bytes: too small for a header"
+    elif "headertoolarge" in kind or "invalidheaderlength" in kind:
+        detail = f"header too large for a {size}-byte file"
+    elif "metadataincompletebuffer" in kind or "filenotfullycovered" in kind:
+        return (f"is truncated: its header describes more tensor data than the {size} bytes the file holds "
+                f"(or the file is damaged)")
+    elif "offset" in kind or "shape" in kind or "overflow" in kind:
+        detail = "the tensor shapes, data types and byte ranges in its header disagree"
+    else:
+        detail = "its header cannot be read as safetensors"
+    return f"is corrupt or not a safetensors file ({detail})"
+
+
 def read_safetensors_header(path: str) -> tuple[dict[str, tuple[str, tuple]], dict]:
     """{tensor name: (dtype, shape)} and the metadata of a .safetensors file, reading only its header.
 
-    Raises LoraFileError for a file that is truncated, not safetensors, or has a broken header."""
+    The `safetensors` library (a ComfyUI requirement) parses and validates the header: keys, metadata (a map
+    of strings), each tensor's dtype, shape and byte range against the file size; no tensor data is read.
+    Raises LoraFileError naming the file, what is wrong and the fix, for a file that is missing, not a
+    regular file, truncated, not safetensors or has a broken header. The message never quotes the file."""
     name = os.path.basename(path)
-    size = os.path.getsize(path)
     READS[("header", os.path.abspath(path))] += 1
-    fix = "Copy or download it again (compare its size with the source) or remove it from the loras folder."
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise LoraFileError(f"{name} is not a safetensors file ({size} bytes). {fix}")
-        (n,) = struct.unpack("<Q", head)
-        if n < 2 or n > MAX_HEADER_BYTES or n > size - 8:
-            raise LoraFileError(f"{name} is corrupt or not a safetensors file (its header claims {n} bytes, "
-                                f"the file has {size}). {fix}")
-        raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except ValueError as e:
-        raise LoraFileError(f"{name} has a corrupt safetensors header ({e}). {fix}") from None
-    metadata = header.pop("__metadata__", None) or {}
-    data_bytes = size - 8 - n
-    tensors, end = {}, 0
-    for key, entry in header.items():
-        try:
-            start, stop = entry["data_offsets"]
-            tensors[key] = (str(entry["dtype"]), tuple(int(s) for s in entry["shape"]))
-        except (KeyError, TypeError, ValueError):
-            raise LoraFileError(f"{name} has a corrupt safetensors header (entry {key!r}). {fix}") from None
-        end = max(end, int(stop))
-    if end > data_bytes:
-        raise LoraFileError(f"{name} is truncated: its header describes {end} bytes of tensor data but the "
-                            f"file holds {data_bytes}. {fix}")
+        st = os.stat(path)
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LoraFileError(f"{name} is not a regular file (a device, pipe or folder): remove it from the loras "
+                            f"folder.")
+    try:
+        with safe_open(path, framework="pt") as f:
+            tensors = {}
+            for key in f.keys():
+                part = f.get_slice(key)
+                tensors[key] = (str(part.get_dtype()), tuple(int(n) for n in part.get_shape()))
+            metadata = dict(f.metadata() or {})
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    except Exception as e:   # the library's SafetensorError, and whatever else a hostile header provokes
+        raise LoraFileError(f"{name} {_header_problem(e, st.st_size)}. {_FIX}") from None
     return tensors, metadata
 
 
@@ -186,17 +208,26 @@ def inspect_shapes(shapes: dict[str, tuple], metadata: dict | None = None) -> Lo
     )
 
 
-_CACHE: dict[tuple, LoraInfo] = {}
+_CACHE: dict[tuple, LoraInfo | str] = {}   # a str: why the file was rejected
 
 
 def inspect_file(path: str) -> LoraInfo:
-    """Inspect a .safetensors file by its header; cached by (path, size, mtime)."""
-    key = _file_key(path)
+    """Inspect a .safetensors file by its header; cached by (path, size, mtime), a rejection too (a bad file
+    is read once, not on every run). Raises LoraFileError (naming the file) for anything wrong with it."""
+    try:
+        key = _file_key(path)
+    except OSError as e:
+        raise _unreadable(path, e) from None
     info = _CACHE.get(key)
     if info is None:
-        shapes, metadata = read_safetensors_header(path)
-        info = inspect_shapes({k: s for k, (_, s) in shapes.items()}, metadata)
+        try:
+            shapes, metadata = read_safetensors_header(path)
+            info = inspect_shapes({k: s for k, (_, s) in shapes.items()}, metadata)
+        except LoraFileError as e:
+            info = str(e)
         if len(_CACHE) > 512:
             _CACHE.clear()
         _CACHE[key] = info
+    if isinstance(info, str):
+        raise LoraFileError(info)
     return info

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import comfy.lora
 import comfy.lora_convert
+import comfy.model_management
 import comfy.utils
 import folder_paths
 
 from . import compat, lora_files, status
+from .input_checks import finite_number
 from .lcm_sampling import patch_lcm_sampling
 
 log = logging.getLogger("lcm_kit")
@@ -223,6 +225,26 @@ def _lora_able_unet_weights(model) -> set[str]:
             if k.startswith("diffusion_model.") and k.endswith(".weight") and v.ndim in (2, 4)}
 
 
+_SKIPPED_LOGGED: set = set()   # (path, size, mtime) of unreadable files already named in the log
+
+
+def _log_skipped_once(unreadable: list[tuple[str, str, str]]) -> None:
+    """One log line naming the files auto skipped as unreadable, each file (version) named once per process."""
+    new = []
+    for name, path, why in unreadable:
+        try:
+            key = lora_files._file_key(path)
+        except OSError:
+            key = (path,)
+        if key not in _SKIPPED_LOGGED:
+            _SKIPPED_LOGGED.add(key)
+            base = os.path.basename(path)
+            new.append(f"{name} {why[len(base):].strip()}" if why.startswith(base) else f"{name}: {why}")
+    if new:
+        log.warning("%s lora_name auto skipped %d unreadable file(s) in the loras folder: %s", status.LOG_PREFIX,
+                    len(new), " | ".join(new))
+
+
 def find_lcm_lora(model, files: dict[str, str]) -> str:
     """The name (a key of `files`: name -> path) of the LCM-LoRA that fits `model`, chosen by file content.
 
@@ -233,14 +255,14 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
     ctx = model_context_dim(model)
     key_map = lora_key_map(model, None)
     lora_able = _lora_able_unet_weights(model)
-    ranked, elsewhere, weak = [], [], []
+    ranked, elsewhere, weak, unreadable = [], [], [], []
     for name in sorted(files):
         if not name.lower().endswith((".safetensors", ".sft")):
             continue
         try:
             info = lora_files.inspect_file(files[name])
-        except (OSError, lora_files.LoraFileError) as e:
-            log.debug("LCM Kit: skipping %s while looking for an LCM-LoRA: %s", name, e)
+        except lora_files.LoraFileError as e:   # one bad file must not stop auto for every graph
+            unreadable.append((name, files[name], str(e)))
             continue
         if not info.looks_like_lcm_lora:
             continue
@@ -255,13 +277,15 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
             weak.append(f"{name} (fits {fit:.0%} of this model's layers)")
             continue
         ranked.append(((not info.training_metadata, not info.te_modules, fit), name))
+    _log_skipped_once(unreadable)
     if not ranked:
         family = lora_files.family_for_context_dim(ctx)
         found = "; ".join(elsewhere + weak) or "none"
+        skipped = f" Unreadable files skipped: {', '.join(n for n, _, _ in unreadable)}." if unreadable else ""
         raise ValueError(f"lora_name auto: no LCM-LoRA for {family} in the loras folder ({_loras_folders()}); "
-                         f"LCM-LoRAs found for other models / not fitting: {found}. Put the LCM-LoRA for {family} "
-                         f"there (e.g. lcm-lora-sdv1-5.safetensors for SD1.5, lcm-lora-sdxl.safetensors for "
-                         f"SDXL) or pick the file in lora_name.")
+                         f"LCM-LoRAs found for other models / not fitting: {found}.{skipped} Put the LCM-LoRA for "
+                         f"{family} there (e.g. lcm-lora-sdv1-5.safetensors for SD1.5, lcm-lora-sdxl.safetensors "
+                         f"for SDXL) or pick the file in lora_name.")
     best = max(ranked, key=lambda r: r[0])   # max() keeps the first (by name) of equal scores
     others = [n for _, n in ranked if n != best[1]]
     log.info("LCM Kit: lora_name auto picked %s%s", best[1], f" (also fitting: {', '.join(others)})" if others else "")
@@ -296,7 +320,8 @@ def normalize_stack(stack) -> list[tuple[str, float, float]]:
         name, strength_model, strength_clip = entry
         if name is None or name == NONE:
             continue
-        out.append((str(name), float(strength_model), float(strength_clip)))
+        out.append((str(name), finite_number(strength_model, f"LORA_STACK entry {i} ({name}) strength_model"),
+                    finite_number(strength_clip, f"LORA_STACK entry {i} ({name}) strength_clip")))
     return out
 
 
@@ -362,6 +387,7 @@ class LCMLoraLoader:
         return validate_lora_names(lora_name)
 
     def load(self, model, lora_name, strength, clip=None):
+        strength = finite_number(strength, "strength")
         if strength == 0:   # nothing applied, no file read (not even for auto)
             applied = Applied(lora_name, 0.0, 0.0, note="skipped: strength 0")
             return _ui([applied.line()], (patch_lcm_sampling(model), clip))
@@ -413,7 +439,8 @@ class LCMLoraStack:
         for i in range(1, STACK_ROWS + 1):
             name = rows.get(f"lora_name_{i}", NONE)
             if name and name != NONE:
-                out.append((name, float(rows[f"strength_model_{i}"]), float(rows[f"strength_clip_{i}"])))
+                out.append((name, finite_number(rows[f"strength_model_{i}"], f"strength_model_{i}"),
+                            finite_number(rows[f"strength_clip_{i}"], f"strength_clip_{i}")))
         lines = [f"{len(out)} LoRA(s) in the stack"] + [f"{n} ({m:g}/{c:g})" for n, m, c in out]
         return _ui(lines, (out,))
 
@@ -447,8 +474,12 @@ class LCMApplyLoraStack:
 
     def apply(self, model, lora_stack, clip=None):
         lines = []
+        rows = normalize_stack(lora_stack)   # every row checked before the first is applied
         try:
-            for name, strength_model, strength_clip in normalize_stack(lora_stack):
+            for name, strength_model, strength_clip in rows:
+                # Stop takes effect between rows (a long stack takes seconds); InterruptProcessingException
+                # derives from BaseException in newer ComfyUI, hence the cleanup in `finally`.
+                comfy.model_management.throw_exception_if_processing_interrupted()
                 model, clip, applied = apply_lora(model, clip, name, strength_model, strength_clip, cache=self._tensors)
                 lines.append(applied.line())
         finally:

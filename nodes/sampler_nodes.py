@@ -9,6 +9,7 @@ import comfy.utils
 import latent_preview
 
 from . import compat, lcm_math, status
+from .input_checks import finite_number
 from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent,
                            lcm_sampler, lcm_sigmas, patch_lcm_sampling)
 
@@ -88,10 +89,13 @@ class LCMSampler:
         samples = latent_image["samples"]
         check_latent_channels(model, samples)
         ensure_finite_latent(samples)
+        # Inputs first, before anything is patched: linked values skip ComfyUI's min/max checks.
+        cfg = finite_number(cfg, "cfg")
+        lcm_math.check_schedule(steps, strength, original_inference_steps)
+        sampler_obj = lcm_sampler(sampler, gamma)
 
         patched = patch_lcm_sampling(model, original_inference_steps)
         sigmas = lcm_sigmas(patched, steps, strength, original_inference_steps)
-        sampler_obj = lcm_sampler(sampler, gamma)
         warnings = [w for w in [cfg_warning(cfg)] if w]
 
         samples = compat.fix_empty_latent(patched, latent_image)

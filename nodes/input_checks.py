@@ -1,0 +1,24 @@
+"""Checks of node input values that ComfyUI's own validation lets through.
+
+ComfyUI range-checks a widget value only when it is typed into the widget: a value that arrives through a
+link (a primitive, a math node, another pack's node) is never checked against min/max, and NaN passes every
+min/max comparison even as a widget value. NaN or infinity in a strength, cfg or guidance gives an all-NaN
+latent (a black image) without any error, so the nodes check these values before patching or sampling.
+"""
+from __future__ import annotations
+
+import math
+
+
+def finite_number(value, name: str) -> float:
+    """`value` as a float; ValueError naming the input `name` when it is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got a {type(value).__name__}: check the node connected "
+                         f"to it.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} is {number} (not a finite number): the node connected to it produced NaN or "
+                         f"infinity (e.g. a division by zero in a math node), which would turn the image black. "
+                         f"Give it a finite value.")
+    return number

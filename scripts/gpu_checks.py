@@ -1,6 +1,6 @@
 """GPU checks of issue #14: the dynamic-VRAM paths on newer ComfyUI with CUDA, through the real server.
 
-    python3 scripts/gpu_checks.py [--cpu] [--out FILE]     # COMFYUI_DIR: the ComfyUI tree (upstream 0.33)
+    python3 scripts/gpu_checks.py [--cpu] [--size N] [--out FILE]   # COMFYUI_DIR: the ComfyUI tree (upstream 0.33)
 
 On an NVIDIA GPU, newer ComfyUI loads models through dynamic VRAM (comfy-aimdo, `ModelPatcherDynamic`); `--cpu`
 turns it off, so the test suite never reaches it. This starts `main.py` *without* `--cpu` and queues, over HTTP:
@@ -34,9 +34,9 @@ LCM_CKPT = "tiny-sd15-lcm.safetensors"
 LORA = "tiny-sd15-lcm-kohya.safetensors"
 
 
-def checks() -> dict[str, dict]:
+def checks(size: int = SIZE) -> dict[str, dict]:
     """{name: API prompt}: each ends in SaveImage."""
-    offload = graphs.core_lcm_graph(prefix="gpu_offload", size=SIZE)
+    offload = graphs.core_lcm_graph(prefix="gpu_offload", size=size)
     offload["offload"] = {"class_type": "LCMKitOffload", "inputs": {
         "model": ["ckpt", 0], "clip": ["ckpt", 1], "vae": ["ckpt", 2], "text_encoder": "cpu", "vae_device": "cpu",
         "model_between_runs": "offload after run"}}
@@ -44,7 +44,7 @@ def checks() -> dict[str, dict]:
     offload["pos"]["inputs"]["clip"] = offload["neg"]["inputs"]["clip"] = ["offload", 1]
     offload["decode"]["inputs"]["vae"] = ["offload", 2]
 
-    compiled = graphs.lcm_graph(prefix="gpu_compile", size=SIZE, save="image")
+    compiled = graphs.lcm_graph(prefix="gpu_compile", size=size, save="image")
     compiled["lora"] = {"class_type": "LCMKitLoraLoader", "inputs": {
         "model": ["ckpt", 0], "lora_name": LORA, "strength": 1.0}}
     compiled["compile"] = {"class_type": "LCMKitCompile", "inputs": {
@@ -54,29 +54,32 @@ def checks() -> dict[str, dict]:
 
     out = {"offload_text_encoder_and_vae_to_cpu": offload, "compile_after_lcm_lora": compiled}
     for device in ("cpu", "default"):
-        g = graphs.lcm_graph(prefix=f"gpu_select_{device}", size=SIZE, save="image")
+        g = graphs.lcm_graph(prefix=f"gpu_select_{device}", size=size, save="image")
         g["ckpt"] = {"class_type": "LCMKitCheckpointLoader", "inputs": {"ckpt_name": LCM_CKPT, "guidance": 8.0}}
         g["select"] = {"class_type": "SelectModelDevice", "inputs": {"model": ["ckpt", 0], "device": device}}
         g["sampler"]["inputs"]["model"] = ["select", 0]
         out[f"lcm_checkpoint_through_select_model_device_{device}"] = g
-    out["lcm_sampler_on_core_load_checkpoint"] = graphs.lcm_graph(prefix="gpu_plain", size=SIZE, save="image")
+    out["lcm_sampler_on_core_load_checkpoint"] = graphs.lcm_graph(prefix="gpu_plain", size=size, save="image")
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", action="store_true", help="smoke run on the CPU (dynamic VRAM off)")
+    ap.add_argument("--size", type=int, default=SIZE, help="image size (smoke runs: 128)")
     ap.add_argument("--out", default=str(REPO / "bench-results" / "gpu_checks.json"))
     args = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="lcm-kit-gpu-"))
     models = tiny_models.ensure("checkpoints/tiny-sd15.safetensors", f"checkpoints/{LCM_CKPT}", f"loras/{LORA}")
     comfy_env.make_base_dir(base, models)
-    server = comfy_env.ComfyServer(base, base / "comfyui.log", cpu=args.cpu).start(timeout=300)
+    (base / "no-frontend").mkdir()   # API calls only: no frontend package needed
+    server = comfy_env.ComfyServer(base, base / "comfyui.log", cpu=args.cpu,
+                                   extra_args=["--front-end-root", str(base / "no-frontend")]).start(timeout=300)
     report: dict = {"cpu": args.cpu, "results": {}}
     try:
         info = server.get("/object_info")
         report["select_model_device_available"] = "SelectModelDevice" in info
-        for name, prompt in checks().items():
+        for name, prompt in checks(args.size).items():
             if not report["select_model_device_available"] and "SelectModelDevice" in json.dumps(prompt):
                 report["results"][name] = {"ok": False, "error": "this ComfyUI has no SelectModelDevice node"}
                 continue

@@ -5,30 +5,33 @@
 #   bash scripts/gpu_checks.sh run         # there (carry .gpu): gpu_checks.py, then the full-size bench
 #
 # The device has Python 3.12 with torch, transformers, safetensors, ... but none of ComfyUI's own requirements
-# (comfy-aimdo, comfy-kitchen, av, torchsde, alembic, ...) and no network: `prepare` downloads those as py3.12
-# manylinux wheels into .gpu/wheels (ignored by git through .git/info/exclude) beside the ComfyUI tarball.
-# `run` installs them to /tmp/site, extracts ComfyUI and writes gpu_checks.json, bench_full.json and logs to $OUT.
+# (comfy-aimdo, comfy-kitchen, av, torchsde, alembic, ...), no diffusers (the bench's reference) and no network.
+# `prepare` installs those wheels (py3.12, manylinux, no deps) into .gpu/site, drops comfy-kitchen's AMD (HIP)
+# backend, and packs the folder as .gpu/site.tar.xz (about 45 MB; a call carries 64 MiB at most) beside the ComfyUI
+# tarball; .gpu/ is ignored by git (.git/info/exclude). `run` unpacks both and writes gpu_checks.json,
+# bench_full.json and their logs to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ComfyUI 0.33's hard imports the device lacks (kornia, spandrel: optional nodes, left out for size) + diffusers.
 WHEELS=(comfy-aimdo==0.4.13 comfy-kitchen==0.2.31 torchsde==0.2.6 trampoline==0.1.2 av==18.1.0 alembic sqlalchemy
-        mako simpleeval blake3 spandrel==0.4.2 kornia==0.9.0 kornia-rs==0.2.0 pydantic-settings python-dotenv
-        greenlet diffusers==0.42.1 aiohttp yarl multidict propcache frozenlist aiosignal aiohappyeyeballs)
+        mako simpleeval blake3 pydantic pydantic-core annotated-types typing-inspection pydantic-settings
+        python-dotenv greenlet diffusers==0.42.1)
 case "${1:-}" in
 prepare)
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-    mkdir -p .gpu/wheels
+    rm -rf .gpu && mkdir -p .gpu
     cp ../shared/comfyui/ComfyUI-0.33.0-*.tar.gz .gpu/
-    for w in "${WHEELS[@]}"; do
-        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-            --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-            --platform any -d .gpu/wheels "$w"
-    done
+    python3 -m pip install -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --target .gpu/site "${WHEELS[@]}"
+    rm -rf .gpu/site/comfy_kitchen/backends/hip .gpu/site/bin
+    (cd .gpu && tar cf - site | xz -T0 -6 > site.tar.xz && rm -rf site)
     du -sh .gpu
     echo "now: device run with carry [\".gpu\"] and command: bash scripts/gpu_checks.sh run"
     ;;
 run)
     : "${OUT:?run this on the device, where \$OUT is set}"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/wheels/*.whl
+    tar xJf .gpu/site.tar.xz -C /tmp
     export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 LCM_KIT_TESTBED=/tmp/lcm-kit-testbed HF_HUB_OFFLINE=1
     mkdir -p /tmp/comfy && tar xzf .gpu/ComfyUI-0.33.0-*.tar.gz -C /tmp/comfy
     export COMFYUI_DIR=/tmp/comfy/ComfyUI TORCHINDUCTOR_CACHE_DIR=/tmp/inductor

@@ -21,6 +21,7 @@ import folder_paths
 
 from . import lora_files, status
 from .lcm_sampling import patch_lcm_sampling
+from .sampler_nodes import original_steps_input
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/loaders"
@@ -361,6 +362,10 @@ class LCMLoraLoader:
             "optional": {
                 "clip": ("CLIP", {"tooltip": "Connect when the LoRA file also has a text-encoder part (the published "
                                              "LCM-LoRAs have none); it gets the same strength."}),
+                "original_inference_steps": original_steps_input(
+                    "The step grid the LCM-LoRA was distilled on; the MODEL carries it, so core's KSampler (sampler "
+                    "lcm, scheduler simple) samples on it. 50 for every published LCM-LoRA; set the LCM Sampler / "
+                    "LCM Scheduler to the same value."),
             },
         }
 
@@ -368,10 +373,10 @@ class LCMLoraLoader:
     def VALIDATE_INPUTS(cls, lora_name):
         return validate_lora_names(lora_name)
 
-    def load(self, model, lora_name, strength, clip=None):
+    def load(self, model, lora_name, strength, clip=None, original_inference_steps=50):
         if strength == 0:   # nothing applied, no file read (not even for auto)
             applied = Applied(lora_name, 0.0, 0.0, note="skipped: strength 0")
-            return _ui([applied.line()], (patch_lcm_sampling(model), clip))
+            return _ui([applied.line()], (patch_lcm_sampling(model, original_inference_steps), clip))
         name = find_lcm_lora(model, loras_folder_files()) if lora_name == AUTO else lora_name
         try:
             new_model, new_clip, applied = apply_lora(model, clip, name, strength, strength, cache=self._tensors)
@@ -382,7 +387,8 @@ class LCMLoraLoader:
             applied.note = "; ".join(filter(None, [applied.note, "this file does not look like an LCM-LoRA (no "
                                                    "ResNet conv layers or rank < 8): use the LoRA Stack for style LoRAs"]))
             log.warning("LCM Kit: %s does not look like an LCM-LoRA; applied anyway", name)
-        return _ui([("auto: " if lora_name == AUTO else "") + applied.line()], (patch_lcm_sampling(new_model), new_clip))
+        lcm_model = patch_lcm_sampling(new_model, original_inference_steps)
+        return _ui([("auto: " if lora_name == AUTO else "") + applied.line()], (lcm_model, new_clip))
 
 
 class LCMLoraStack:

@@ -5,16 +5,13 @@ import logging
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import graphs
 from graphs import status_texts
 from support.comfy_env import WebSocketListener
 
 
-def latents_of(outputs: dict, base_dir, node: str = "save") -> torch.Tensor:
-    item = outputs[node]["latents"][0]
-    return load_file(str(base_dir / "output" / item["subfolder"] / item["filename"]))["latent_tensor"]
+latents_of = graphs.saved_latent
 
 
 def run_latent(comfy, base_dir, graph) -> torch.Tensor:

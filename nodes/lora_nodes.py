@@ -18,8 +18,9 @@ import comfy.lora
 import comfy.lora_convert
 import comfy.utils
 import folder_paths
+import torch
 
-from . import lora_files, status
+from . import lora_alpha, lora_files, status
 from .lcm_sampling import patch_lcm_sampling
 from .sampler_nodes import original_steps_input
 
@@ -173,6 +174,20 @@ class TensorCache:
         self.last, self.now = self.now, {}
 
 
+def with_metadata_alphas(lora_name: str, sd: dict, metadata: dict) -> tuple[dict, str]:
+    """`sd` plus `.alpha` tensors for the alpha a PEFT-layout file keeps in diffusers' adapter metadata (see
+    `lora_alpha`), so that comfy.lora's own mapping applies diffusers' scale; and a note saying so."""
+    try:
+        alphas = lora_alpha.metadata_alphas({k: tuple(v.shape) for k, v in sd.items() if hasattr(v, "shape")},
+                                            metadata)
+    except ValueError as e:
+        raise ValueError(f"LoRA {lora_name!r}: {e}") from None
+    if not alphas:
+        return sd, ""
+    return {**sd, **{k: torch.tensor(v) for k, v in alphas.items()}}, \
+        f"alpha of {len(alphas)} layers from its diffusers metadata"
+
+
 def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip: float,
                cache: TensorCache | None = None):
     """(model, clip, Applied): clones with `lora_name` patched in; inputs are never modified.
@@ -191,6 +206,7 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
         info = inspect_lora(lora_name, path, sd)
         check_fits(lora_name, info, model)
 
+    sd, alpha_note = with_metadata_alphas(lora_name, sd, metadata)
     key_map = lora_key_map(model if use_model else None, clip if use_clip else None)
     sd = _call(comfy.lora_convert.convert_lora, sd, metadata=metadata, lora_metadata=metadata)
     patches = _call(comfy.lora.load_lora, sd, key_map, log_missing=False)
@@ -211,7 +227,7 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
         raise ValueError(f"{lora_name}: none of its {len(wanted)} layers matches this model"
                          f"{' or text encoder' if use_clip else ''} (e.g. {unmatched[:2]}). It is for another "
                          f"model type or in an unknown key layout: pick a LoRA trained for this checkpoint.")
-    notes = []
+    notes = [alpha_note] if alpha_note else []
     if unmatched:
         notes.append(f"{len(unmatched)} of its layers match nothing in this model (e.g. {unmatched[0]})")
         log.warning("LCM Kit: %s: %d of %d LoRA layers match nothing in this model and were not applied, "

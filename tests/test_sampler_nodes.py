@@ -112,6 +112,12 @@ def test_high_cfg_warns_in_log_and_on_node_but_is_used(comfy, base_dir, caplog):
     assert not torch.allclose(low, latents_of(outputs, base_dir))
 
 
+def test_strength_below_one_on_an_empty_latent_warns(comfy):
+    """An empty latent starts from pure noise (text-to-image) whatever the strength: below 1.0 the node says so."""
+    outputs = comfy.run(graphs.lcm_graph(prefix="empty-half", strength=0.5, steps=2))
+    assert "strength 0.5 on an empty latent" in status_texts(outputs["sampler"], "warning")[0]
+
+
 def test_too_low_strength_is_a_clear_error(comfy):
     g = graphs.img2img(graphs.lcm_graph(prefix="low", strength=0.05, steps=4))
     comfy.run(g, check=False)

@@ -101,7 +101,7 @@ class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete):
     """
 
     lcm_kit_boundary = True
-    prediction = "eps"
+    prediction: str   # set by each subclass below (its prediction-type mixin)
 
     def __init__(self, model_config=None, original_steps: int = 50, zsnr=None, table: torch.Tensor | None = None):
         super().__init__(model_config, zsnr=zsnr)

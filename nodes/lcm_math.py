@@ -108,10 +108,21 @@ def lcm_denoised(x0: torch.Tensor, x: torch.Tensor, sigma: float, c_skip: float,
     return x0 * c_out + x * (c_skip / math.sqrt(1.0 + sigma * sigma))
 
 
+def lcm_denoised_from_core(denoised: torch.Tensor, x: torch.Tensor, sigma: float, c_skip: float) -> torch.Tensor:
+    """diffusers' f(x_t, t) from the output of ComfyUI core's `LCM` model sampling, which applies c_skip to the
+    sigma-space x instead of the VP sample: f = out − c_skip·x + c_skip·x/√(1 + σ²) (no division, so also
+    right at t = 0)."""
+    return denoised + x * (c_skip / math.sqrt(1.0 + sigma * sigma) - c_skip)
+
+
 def x0_from_lcm_denoised(denoised: torch.Tensor, x: torch.Tensor, sigma: float, c_skip: float, c_out: float,
                          skip_on_vp: bool = True) -> torch.Tensor:
-    """Invert a boundary condition that a model sampling already applied, to recover x̂_0.
-    `skip_on_vp` False for ComfyUI core's `LCM` model sampling, which applies c_skip to the sigma-space x."""
+    """Invert a boundary condition that a model sampling already applied, to recover x̂_0:
+    x̂_0 = (f − c_skip·x_vp) / c_out. `skip_on_vp` False for ComfyUI core's `LCM` model sampling, which applies
+    c_skip to the sigma-space x. At t = 0 (c_out = 0) f is the sample itself and x̂_0 cannot be recovered."""
+    if c_out == 0.0:
+        raise ValueError("c_out is 0 (t = 0): the boundary condition f = x_vp keeps nothing of the model's "
+                         "prediction, so x̂_0 cannot be recovered from it.")
     scale = c_skip / math.sqrt(1.0 + sigma * sigma) if skip_on_vp else c_skip
     return (denoised - x * scale) / c_out
 

@@ -15,22 +15,98 @@ import comfy.samplers
 from . import lcm_math
 
 
-class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
-    """ε-prediction model sampling for LCM models, exact to diffusers' LCMScheduler.
+class UnsupportedModelError(ValueError):
+    """A MODEL whose model sampling LCM / TCD sampling cannot serve; the message names it and says what to do."""
 
-    - Its sigma table is the distillation grid t = k·m − 1 (as core's `ModelSamplingDiscrete(lcm)`, so
-      core's KSampler with sampler `lcm` and scheduler `simple` lands on diffusers' timesteps), built
-      for any `original_steps`, with the full 1000-step table kept for exact lookups.
-    - `calculate_denoised` applies LCM's boundary condition the way diffusers does (c_skip on the VP
-      sample; core's `LCM` class applies it to the sigma-space input).
+
+# The parameterisations LCM and TCD are defined for (diffusers' prediction_type: epsilon, v_prediction, sample).
+PREDICTIONS = {comfy.model_sampling.EPS: "eps", comfy.model_sampling.V_PREDICTION: "v_prediction",
+               comfy.model_sampling.X0: "x0"}
+
+
+def _is_boundary_class(cls) -> bool:
+    """LCM's boundary condition layered on a prediction type: ours, or core's `LCM` (ModelSamplingDiscrete lcm)."""
+    return (cls is LCMModelSampling
+            or (cls.__name__ == "LCM" and cls.__module__.endswith("nodes_model_advanced")))
+
+
+def _core_distilled(cls) -> bool:
+    """Core's ModelSamplingDiscreteDistilled (the 50-step grid of ModelSamplingDiscrete lcm)."""
+    return cls.__module__.endswith("nodes_model_advanced") and hasattr(cls, "original_timesteps")
+
+
+def _definer(ms, method: str):
+    """The class whose `method` a model sampling runs, looking through LCM boundary-condition layers."""
+    for cls in type(ms).__mro__:
+        if not _is_boundary_class(cls) and method in vars(cls):
+            return cls
+    return None
+
+
+def prediction_type(ms) -> str:
+    """What the model predicts ("eps", "v_prediction" or "x0"), read from its ComfyUI model sampling (the
+    checkpoint's own, or a ModelSamplingDiscrete node's), through any LCM boundary layer.
+
+    Raises UnsupportedModelError, naming the type, for anything LCM / TCD is not defined for: another input
+    scaling (flow matching, CogVideoX's v, img_to_img), EDM, or a schedule that is not ComfyUI's discrete
+    1000-step one (continuous EDM/V, flow shifts, Stable Cascade)."""
+    name = type(ms).__name__
+    denoise = _definer(ms, "calculate_denoised")
+    schedule = _definer(ms, "timestep")
+    fix = ("LCM / TCD sampling works on discrete-time diffusion models (SD1.x, SD2.x, SDXL and their "
+           "finetunes) that predict eps, v or x0. Use core's samplers for this model, or remove the model "
+           "sampling node that set this type.")
+    scaling = [_definer(ms, m) for m in ("calculate_input", "noise_scaling", "inverse_noise_scaling")]
+    odd = [c for c in scaling if c is not comfy.model_sampling.EPS]
+    if denoise not in PREDICTIONS or odd:
+        kind = getattr(odd[0] if odd else denoise, "__name__", "unknown")
+        raise UnsupportedModelError(f"this MODEL's prediction type is {kind} (model sampling {name}), which LCM / "
+                                    f"TCD sampling does not support. {fix}")
+    if not isinstance(ms, comfy.model_sampling.ModelSamplingDiscrete) or schedule is None or not (
+            schedule is comfy.model_sampling.ModelSamplingDiscrete or issubclass(schedule, LCMModelSampling)
+            or _core_distilled(schedule)):
+        raise UnsupportedModelError(f"this MODEL's noise schedule is {getattr(schedule, '__name__', name)} (model "
+                                    f"sampling {name}), not the discrete 1000-step schedule LCM / TCD are defined "
+                                    f"on. {fix}")
+    return PREDICTIONS[denoise]
+
+
+def full_sigmas(ms, model_config=None) -> torch.Tensor:
+    """σ_t for every training timestep t = 0 … T−1 of a discrete model sampling (ours keeps the full table beside
+    its grid; core's 50-step grid is rebuilt from the model config, with its zsnr setting)."""
+    table = getattr(ms, "full_sigmas", None)
+    if table is not None:
+        return table
+    if len(ms.sigmas) == getattr(ms, "num_timesteps", len(ms.sigmas)) or model_config is None:
+        return ms.sigmas
+    return comfy.model_sampling.ModelSamplingDiscrete(model_config, zsnr=getattr(ms, "zsnr", None)).sigmas
+
+
+def exact_timesteps(table: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """The training timestep whose σ is closest to each `sigma` in log space (exact for σ on the table)."""
+    dists = sigma.log().to(table.device)[None] - table.log().reshape((-1,) + (1,) * sigma.ndim)
+    return dists.abs().argmin(dim=0).view(sigma.shape)
+
+
+class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete):
+    """Model sampling for LCM models, exact to diffusers' LCMScheduler; one subclass per prediction type.
+
+    - Carries the distillation grid it was made for (`original_steps`): its `sigmas` table is that grid,
+      t = k·m − 1 (as core's `ModelSamplingDiscrete(lcm)`, so core's KSampler with sampler `lcm` and scheduler
+      `simple` lands on diffusers' timesteps), the full 1000-step table is kept beside it.
+    - `timestep(σ)` looks σ up in the full table, so the UNet and the boundary condition run at the exact
+      timestep of any σ: a schedule for another original_inference_steps is not snapped to this grid.
+    - `calculate_denoised` applies LCM's boundary condition to the prediction type's x̂_0 the way diffusers
+      does (c_skip on the VP sample; core's `LCM` class applies it to the sigma-space input, eps only).
     """
 
     lcm_kit_boundary = True
+    prediction: str   # set by each subclass below (its prediction-type mixin)
 
-    def __init__(self, model_config=None, original_steps: int = 50, zsnr=None):
+    def __init__(self, model_config=None, original_steps: int = 50, zsnr=None, table: torch.Tensor | None = None):
         super().__init__(model_config, zsnr=zsnr)
         self.original_steps = int(original_steps)
-        full = self.sigmas.clone()
+        full = (self.sigmas if table is None else table).float().clone()
         self.register_buffer("full_sigmas", full)
         self.register_buffer("full_log_sigmas", full.log())
         grid = torch.tensor(lcm_math.distillation_grid(self.original_steps, len(full)), dtype=torch.long)
@@ -38,10 +114,7 @@ class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_s
         self.set_sigmas(full[grid])
 
     def timestep(self, sigma):
-        log_sigma = sigma.log()
-        dists = log_sigma.to(self.log_sigmas.device) - self.log_sigmas[:, None]
-        idx = dists.abs().argmin(dim=0).view(sigma.shape)
-        return self.grid_timesteps.to(idx.device)[idx].to(sigma.device)
+        return exact_timesteps(self.full_sigmas, sigma).to(sigma.device)
 
     def sigma(self, timestep):
         t = torch.clamp(timestep.float().to(self.full_log_sigmas.device), min=0, max=len(self.full_sigmas) - 1)
@@ -51,7 +124,7 @@ class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_s
         return log_sigma.exp().to(timestep.device)
 
     def calculate_denoised(self, sigma, model_output, model_input):
-        x0 = super().calculate_denoised(sigma, model_output, model_input)
+        x0 = super().calculate_denoised(sigma, model_output, model_input)   # the prediction type's x̂_0
         t = self.timestep(sigma).float()
         scaled = t * lcm_math.TIMESTEP_SCALING
         sd2 = lcm_math.SIGMA_DATA ** 2
@@ -62,27 +135,67 @@ class LCMModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_s
         return c_out * x0 + c_skip * model_input / (1.0 + s * s).sqrt()
 
 
+class LCMModelSamplingEPS(LCMModelSampling, comfy.model_sampling.EPS):
+    prediction = "eps"
+
+
+class LCMModelSamplingV(LCMModelSampling, comfy.model_sampling.V_PREDICTION):
+    prediction = "v_prediction"
+
+
+class LCMModelSamplingX0(LCMModelSampling, comfy.model_sampling.X0):
+    prediction = "x0"
+
+
+LCM_SAMPLING = {c.prediction: c for c in (LCMModelSamplingEPS, LCMModelSamplingV, LCMModelSamplingX0)}
+
+
+def model_grid(ms) -> int | None:
+    """The original_inference_steps a model sampling puts the model on: ours, core's lcm (50), or None."""
+    if isinstance(ms, LCMModelSampling):
+        return ms.original_steps
+    if _core_distilled(type(ms)):
+        return int(type(ms).original_timesteps)
+    return None
+
+
 def patch_lcm_sampling(model, original_steps: int = 50):
-    """`model` (a ModelPatcher) with LCMModelSampling for `original_steps`: the model itself when it already
-    has it (e.g. from the LCM-LoRA Loader: no new clone, so ComfyUI keeps the loaded model as it is), else
-    a clone; the input is never modified."""
+    """`model` (a ModelPatcher) with LCM model sampling for `original_steps` and the model's own prediction type
+    (eps, v, x0: its checkpoint's, or what a ModelSamplingDiscrete node set): the model itself when it already
+    has it (e.g. from the LCM-LoRA Loader: no new clone, so ComfyUI keeps the loaded model as it is), else a
+    clone; the input is never modified. Raises UnsupportedModelError for a model LCM does not apply to."""
     ms = model.get_model_object("model_sampling")
+    prediction = prediction_type(ms)
     if isinstance(ms, LCMModelSampling) and ms.original_steps == int(original_steps):
         return model
+    config = model.model.model_config
     m = model.clone()
-    ms = LCMModelSampling(model.model.model_config, original_steps=original_steps)
-    m.add_object_patch("model_sampling", ms)
+    m.add_object_patch("model_sampling", LCM_SAMPLING[prediction](config, original_steps=original_steps,
+                                                                  table=full_sigmas(ms, config)))
     return m
+
+
+def grid_warning(model, original_steps: int, node: str, replaces_sampling: bool = False) -> str | None:
+    """A note for a node whose original_inference_steps disagrees with the grid the MODEL was prepared with
+    (`replaces_sampling`: the node puts its own LCM model sampling on the model, as the LCM Sampler does)."""
+    ms = model.get_model_object("model_sampling")
+    carried = model_grid(ms)
+    if carried is None or carried == int(original_steps):
+        return None
+    core = _core_distilled(type(ms))
+    if core and not replaces_sampling:
+        return (f"the MODEL went through core's ModelSamplingDiscrete 'lcm', which runs it on a {carried}-step grid, "
+                f"but original_inference_steps is {original_steps} here: sampling will stop with an error. Remove "
+                f"that node (LCM Kit applies LCM's boundary condition itself) or set {carried}.")
+    source = "core's ModelSamplingDiscrete 'lcm'" if core else "an LCM Kit loader"
+    return (f"the MODEL was prepared for original_inference_steps {carried} (by {source}), this {node} uses "
+            f"{original_steps}: sampling follows {original_steps} exactly, core's KSampler would follow "
+            f"{carried}. Use the value the model was distilled with in both (50 for every published LCM).")
 
 
 def full_alphas_cumprod(model_sampling, model_config=None) -> torch.Tensor:
     """ᾱ_t for t = 0 … 999 from a model sampling (ours, core's full table, or rebuilt from the config)."""
-    sigmas = getattr(model_sampling, "full_sigmas", None)
-    if sigmas is None:
-        sigmas = model_sampling.sigmas
-        if len(sigmas) != getattr(model_sampling, "num_timesteps", len(sigmas)) and model_config is not None:
-            sigmas = comfy.model_sampling.ModelSamplingDiscrete(model_config).sigmas
-    s = sigmas.double()
+    s = full_sigmas(model_sampling, model_config).double()
     return 1.0 / (1.0 + s * s)
 
 
@@ -102,9 +215,40 @@ def _boundary_mode(ms) -> str:
     """How the model sampling's denoised output relates to the raw x̂_0: ours | core | none."""
     if getattr(ms, "lcm_kit_boundary", False):
         return "ours"
-    if any(c.__name__ == "LCM" and c.__module__.endswith("nodes_model_advanced") for c in type(ms).__mro__):
+    if any(_is_boundary_class(c) for c in type(ms).__mro__):
         return "core"
     return "none"
+
+
+def _model_timesteps(ms, sigmas: torch.Tensor, alphas: torch.Tensor) -> list[int]:
+    """The timesteps the MODEL's sampling runs the UNet at for `sigmas`; raises when it moves a σ of its own
+    noise schedule to another timestep (core's lcm model sampling snaps to its 50-step grid), which would run
+    the UNet and the boundary condition at a noise level the latent does not have."""
+    ts = ms.timestep(sigmas.to(ms.log_sigmas.device)).view(-1).long().cpu()
+    table = ((1 - alphas) / alphas).sqrt().float()
+    exact = exact_timesteps(table, sigmas.float().cpu()).view(-1)
+    on_table = (sigmas.float().cpu().log() - table[exact].log()).abs() < 1e-5
+    for t, e, ok, s in zip(ts.tolist(), exact.tolist(), on_table.tolist(), sigmas.tolist()):
+        if ok and t != e:
+            raise ValueError(
+                f"the MODEL's model sampling ({type(ms).__name__}) runs the UNet at t={t} for sigma {s:.4g}, which "
+                f"is t={e} on its noise schedule: it snaps timesteps to a {model_grid(ms) or 'coarser'}-step grid "
+                f"(core's ModelSamplingDiscrete 'lcm' does) while this schedule uses another original_inference_steps. "
+                f"Remove that ModelSamplingDiscrete node (the LCM / TCD Sampler applies LCM's boundary condition "
+                f"itself) or set original_inference_steps to {model_grid(ms) or 50} on the LCM Scheduler.")
+    return ts.tolist()
+
+
+def _non_finite(what: torch.Tensor, out: torch.Tensor, i: int, t: int, sigma: float) -> ValueError:
+    """The error for NaN/Inf in the sampler's state after step i, naming where it came from."""
+    bad = int((~torch.isfinite(what)).sum())
+    if not torch.isfinite(out).all():
+        return ValueError(f"the model returned NaN/Inf at step {i + 1} (t={t}, sigma {sigma:.4g}); {bad} values of the "
+                          f"latent are not finite. Usual causes: fp16 overflow in the UNet (try --force-fp32 or "
+                          f"--bf16-unet), or a LoRA / checkpoint file with broken (inf/NaN) weights.")
+    return ValueError(f"the LCM/TCD step at step {i + 1} (t={t}, sigma {sigma:.4g}) produced {bad} NaN/Inf values "
+                      f"from a finite model output: a schedule this sampler cannot handle. Please report it with the "
+                      f"workflow.")
 
 
 @torch.no_grad()
@@ -112,9 +256,10 @@ def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=Non
                    gamma: float | None = None):
     """LCM (gamma None) or TCD (gamma in [0, 1]) sampling, step for step as diffusers' schedulers.
 
-    `model(x, σ)` returns the denoised latent under whatever model sampling the MODEL carries; the
-    boundary condition is applied exactly once whichever it is. `noise_sampler(σ, σ_next)` gives the
-    per-step noise (seeded from extra_args["seed"] by default, like core's `lcm` sampler).
+    `model(x, σ)` returns the denoised latent under whatever model sampling the MODEL carries (any prediction
+    type `prediction_type` accepts); the boundary condition is applied exactly once whichever it is.
+    `noise_sampler(σ, σ_next)` gives the per-step noise (seeded from extra_args["seed"] by default, like core's
+    `lcm` sampler). NaN/Inf in the latent is an error naming its cause.
     """
     from comfy.k_diffusion.sampling import default_noise_sampler
 
@@ -123,48 +268,64 @@ def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=Non
         noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed", None))
     base_model = model.inner_model.inner_model
     ms = base_model.model_sampling
+    prediction_type(ms)   # a clear error before the first step for a model LCM / TCD are not defined for
     mode = _boundary_mode(ms)
     alphas = full_alphas_cumprod(ms, getattr(base_model, "model_config", None))
     s_in = x.new_ones([x.shape[0]])
     sig = [float(s) for s in sigmas]
     n = len(sig) - 1
+    if not torch.isfinite(x).all():
+        raise ValueError("the starting latent (latent_image plus noise) contains NaN/Inf: check the node that made "
+                         "latent_image (a VAE Encode in fp16, a broken upscale, a corrupt saved latent).")
     # Everything a step needs, computed once before the loop (keeps the per-step overhead low).
-    ts = [int(t) for t in ms.timestep(sigmas[:n].to(ms.log_sigmas.device)).tolist()] if n else []
+    ts = _model_timesteps(ms, sigmas[:n], alphas) if n else []
     scal = [lcm_math.boundary_scalings(t) for t in ts]
     for i in range(n):
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma, sigma_next = sig[i], sig[i + 1]
         out = model(x, sigmas[i] * s_in, **extra_args)
         c_skip, c_out = scal[i]
-        if mode == "none":
-            x0 = out
-        elif mode == "ours" and gamma is None:
-            x0 = None   # `out` already is diffusers' f(x_t, t)
-        else:
-            x0 = lcm_math.x0_from_lcm_denoised(out, x, sigma, c_skip, c_out, skip_on_vp=(mode == "ours"))
-
-        if gamma is None:  # LCM
-            denoised = out if x0 is None else lcm_math.lcm_denoised(x0, x, sigma, c_skip, c_out)
+        if gamma is None:  # LCM: diffusers' f(x_t, t) = c_out·x̂_0 + c_skip·x_vp
+            if mode == "ours":
+                denoised = out
+            elif mode == "core":
+                denoised = lcm_math.lcm_denoised_from_core(out, x, sigma, c_skip)
+            else:
+                denoised = lcm_math.lcm_denoised(out, x, sigma, c_skip, c_out)
             if callback is not None:
                 callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
             x = lcm_math.lcm_renoise(denoised, sigma_next, noise_sampler(sigma, sigma_next)) if sigma_next > 0 \
                 else denoised
-        else:  # TCD
+        else:  # TCD: from the raw x̂_0 and ε̂ (no boundary condition)
+            t_prev = ts[i + 1] if i + 1 < n else 0
+            s = lcm_math.tcd_s_timestep(t_prev, gamma)
+            if mode == "none":
+                x0 = out
+            elif c_out > 0:
+                x0 = lcm_math.x0_from_lcm_denoised(out, x, sigma, c_skip, c_out, skip_on_vp=(mode == "ours"))
+            elif s == ts[i]:
+                # t = 0: the boundary condition (c_out = 0) hides x̂_0, but a TCD step with s = t returns
+                # √ᾱ_t·x̂_0 + √(1−ᾱ_t)·ε̂ = x_t whatever x̂_0 is (diffusers computes the same up to rounding).
+                x0 = out
+            else:
+                raise ValueError(f"TCD step {i + 1} goes from t=0 to s={s}: the schedule is not descending. "
+                                 f"Use the LCM Scheduler's sigmas.")
             if callback is not None:
                 callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
             eps = (x - x0) / sigma
-            t_prev = ts[i + 1] if i + 1 < n else 0
-            s = lcm_math.tcd_s_timestep(t_prev, gamma)
             alpha_s, alpha_prev = float(alphas[s]), float(alphas[t_prev])
             last = i == n - 1
             noise = noise_sampler(sigma, sigma_next) if (gamma > 0 and not last) else None
             x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, noise, final=last)
+        if not torch.isfinite(x).all():
+            raise _non_finite(x, out, i, ts[i], sigma)
     return x
 
 
 class LCMKSampler(comfy.samplers.KSAMPLER):
-    """KSAMPLER whose start noise follows diffusers: a zero (empty) latent starts text-to-image
-    (x_T = √(1 + σ²)·z, i.e. pure noise in VP space), any other latent is noised as img2img,
+    """KSAMPLER whose start noise follows diffusers: a zero (empty) latent starts text-to-image, x_T = √(1 + σ²)·z
+    (pure noise in VP space, as diffusers' text-to-image pipelines start whatever the first timestep: so also
+    for an original_inference_steps whose grid tops out below t = 999); any other latent is noised as img2img,
     x_t = x_0 + σ·z, also at strength 1.0 (core uses the text-to-image scaling there)."""
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, *args, **kwargs):
@@ -172,7 +333,7 @@ class LCMKSampler(comfy.samplers.KSAMPLER):
         return super().sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, *args, **kwargs)
 
     def max_denoise(self, model_wrap, sigmas):
-        return getattr(self, "_empty_latent", True) and super().max_denoise(model_wrap, sigmas)
+        return getattr(self, "_empty_latent", True)
 
 
 def lcm_sampler(kind: str = "lcm", gamma: float = 0.3, noise_sampler=None) -> LCMKSampler:
@@ -207,3 +368,10 @@ def cfg_warning(cfg: float) -> str | None:
                 f"(above 2 images wash out or show artifacts). The value was used as given.")
     return None
 
+
+def empty_strength_warning(samples, strength: float) -> str | None:
+    if strength < 1.0 and not bool(samples.any()):
+        return (f"strength {strength:g} on an empty latent: there is no image to keep, so sampling starts from pure "
+                f"noise partway down the schedule (soft, washed-out results). For img2img connect a VAE Encode; for "
+                f"text-to-image use strength 1.0.")
+    return None

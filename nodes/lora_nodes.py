@@ -18,10 +18,12 @@ import comfy.lora_convert
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import torch
 
-from . import compat, lora_files, status
+from . import compat, lora_alpha, lora_files, status
 from .input_checks import finite_number
 from .lcm_sampling import patch_lcm_sampling
+from .sampler_nodes import original_steps_input
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/loaders"
@@ -167,6 +169,20 @@ class TensorCache:
         self.last, self.now = self.now, {}
 
 
+def with_metadata_alphas(lora_name: str, sd: dict, metadata: dict) -> tuple[dict, str]:
+    """`sd` plus `.alpha` tensors for the alpha a PEFT-layout file keeps in diffusers' adapter metadata (see
+    `lora_alpha`), so that comfy.lora's own mapping applies diffusers' scale; and a note saying so."""
+    try:
+        alphas = lora_alpha.metadata_alphas({k: tuple(v.shape) for k, v in sd.items() if hasattr(v, "shape")},
+                                            metadata)
+    except ValueError as e:
+        raise ValueError(f"LoRA {lora_name!r}: {e}") from None
+    if not alphas:
+        return sd, ""
+    return {**sd, **{k: torch.tensor(v) for k, v in alphas.items()}}, \
+        f"alpha of {len(alphas)} layers from its diffusers metadata"
+
+
 def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip: float,
                cache: TensorCache | None = None):
     """(model, clip, Applied): clones with `lora_name` patched in; inputs are never modified.
@@ -185,6 +201,7 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
         info = inspect_lora(lora_name, path, sd)
         check_fits(lora_name, info, model)
 
+    sd, alpha_note = with_metadata_alphas(lora_name, sd, metadata)
     key_map = lora_key_map(model if use_model else None, clip if use_clip else None)
     sd = compat.call_with_supported(comfy.lora_convert.convert_lora, sd, metadata=metadata, lora_metadata=metadata)
     patches = compat.call_with_supported(comfy.lora.load_lora, sd, key_map, log_missing=False)
@@ -205,7 +222,7 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
         raise ValueError(f"{lora_name}: none of its {len(wanted)} layers matches this model"
                          f"{' or text encoder' if use_clip else ''} (e.g. {unmatched[:2]}). It is for another "
                          f"model type or in an unknown key layout: pick a LoRA trained for this checkpoint.")
-    notes = []
+    notes = [alpha_note] if alpha_note else []
     if unmatched:
         notes.append(f"{len(unmatched)} of its layers match nothing in this model (e.g. {unmatched[0]})")
         log.warning("LCM Kit: %s: %d of %d LoRA layers match nothing in this model and were not applied, "
@@ -379,6 +396,10 @@ class LCMLoraLoader:
             "optional": {
                 "clip": ("CLIP", {"tooltip": "Connect when the LoRA file also has a text-encoder part (the published "
                                              "LCM-LoRAs have none); it gets the same strength."}),
+                "original_inference_steps": original_steps_input(
+                    "The step grid the LCM-LoRA was distilled on; the MODEL carries it, so core's KSampler (sampler "
+                    "lcm, scheduler simple) samples on it. 50 for every published LCM-LoRA; set the LCM Sampler / "
+                    "LCM Scheduler to the same value."),
             },
         }
 
@@ -386,11 +407,11 @@ class LCMLoraLoader:
     def VALIDATE_INPUTS(cls, lora_name):
         return validate_lora_names(lora_name)
 
-    def load(self, model, lora_name, strength, clip=None):
+    def load(self, model, lora_name, strength, clip=None, original_inference_steps=50):
         strength = finite_number(strength, "strength")
         if strength == 0:   # nothing applied, no file read (not even for auto)
             applied = Applied(lora_name, 0.0, 0.0, note="skipped: strength 0")
-            return _ui([applied.line()], (patch_lcm_sampling(model), clip))
+            return _ui([applied.line()], (patch_lcm_sampling(model, original_inference_steps), clip))
         name = find_lcm_lora(model, loras_folder_files()) if lora_name == AUTO else lora_name
         try:
             new_model, new_clip, applied = apply_lora(model, clip, name, strength, strength, cache=self._tensors)
@@ -401,7 +422,8 @@ class LCMLoraLoader:
             applied.note = "; ".join(filter(None, [applied.note, "this file does not look like an LCM-LoRA (no "
                                                    "ResNet conv layers or rank < 8): use the LoRA Stack for style LoRAs"]))
             log.warning("LCM Kit: %s does not look like an LCM-LoRA; applied anyway", name)
-        return _ui([("auto: " if lora_name == AUTO else "") + applied.line()], (patch_lcm_sampling(new_model), new_clip))
+        lcm_model = patch_lcm_sampling(new_model, original_inference_steps)
+        return _ui([("auto: " if lora_name == AUTO else "") + applied.line()], (lcm_model, new_clip))
 
 
 class LCMLoraStack:

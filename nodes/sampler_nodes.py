@@ -10,8 +10,8 @@ import latent_preview
 
 from . import compat, lcm_math, status
 from .input_checks import finite_number
-from .lcm_sampling import (check_latent_channels, cfg_warning, ensure_finite_latent,
-                           lcm_sampler, lcm_sigmas, patch_lcm_sampling)
+from .lcm_sampling import (check_latent_channels, cfg_warning, empty_strength_warning, ensure_finite_latent,
+                           grid_warning, lcm_sampler, lcm_sigmas, patch_lcm_sampling)
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/sampling"
@@ -31,10 +31,9 @@ def _strength_input():
                       "≥ steps."})
 
 
-def _original_steps_input():
-    return ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip":
-                    "The step grid the LCM was distilled on. 50 for every published LCM and LCM-LoRA; change "
-                    "only for a model distilled otherwise."})
+def original_steps_input(tooltip: str = "The step grid the LCM was distilled on. 50 for every published LCM and "
+                                        "LCM-LoRA; change only for a model distilled otherwise."):
+    return ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": tooltip})
 
 
 def _sampler_inputs():
@@ -75,7 +74,7 @@ class LCMSampler:
                               "twice as fast). Higher values wash out or add artifacts; above 2 you get a warning."}),
             "strength": _strength_input(),
             **_sampler_inputs(),
-            "original_inference_steps": _original_steps_input(),
+            "original_inference_steps": original_steps_input(),
             "steps_preset": (list(lcm_math.STEP_PRESETS), {"default": "custom (use steps)", "tooltip":
                              "The tutorial's quality-vs-speed table; anything but custom overrides steps: preview "
                              "1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
@@ -96,7 +95,8 @@ class LCMSampler:
 
         patched = patch_lcm_sampling(model, original_inference_steps)
         sigmas = lcm_sigmas(patched, steps, strength, original_inference_steps)
-        warnings = [w for w in [cfg_warning(cfg)] if w]
+        warnings = [w for w in [cfg_warning(cfg), empty_strength_warning(samples, strength),
+                                grid_warning(model, original_inference_steps, "sampler", replaces_sampling=True)] if w]
 
         samples = compat.fix_empty_latent(patched, latent_image)
         noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
@@ -123,11 +123,13 @@ class LCMScheduler:
             "model": ("MODEL", {"tooltip": "The model to sample; its noise schedule gives the sigmas."}),
             "steps": _steps_input(),
             "strength": _strength_input(),
-            "original_inference_steps": _original_steps_input(),
+            "original_inference_steps": original_steps_input(),
         }}
 
     def get_sigmas(self, model, steps, strength, original_inference_steps):
-        return (lcm_sigmas(model, steps, strength, original_inference_steps),)
+        sigmas = lcm_sigmas(model, steps, strength, original_inference_steps)
+        return status.node_output((sigmas,), warnings=[grid_warning(model, original_inference_steps, "scheduler")],
+                                  node="LCM Scheduler")
 
 
 class LCMSamplerSelect:

@@ -56,6 +56,36 @@ def lcm_graph(ckpt: str = SD15, size: int = 64, batch: int = 1, prefix: str = "l
     return g
 
 
+def sampler_custom(g: dict, advanced: bool = False, model: list | None = None, steps: int = 4, strength: float = 1.0,
+                   original_inference_steps: int = 50, sampler: str = "lcm", gamma: float = 0.3, seed: int = 7) -> dict:
+    """`g` (an lcm_graph) with its LCM Sampler replaced by SamplerCustom (or SamplerCustomAdvanced with RandomNoise and
+    CFGGuider at cfg 1) fed by the LCM Scheduler's SIGMAS and the LCM / TCD Sampler's SAMPLER, same output id."""
+    g = dict(g)
+    model = model or g["sampler"]["inputs"]["model"]
+    g["sigmas"] = {"class_type": "LCMKitScheduler", "inputs": {
+        "model": model, "steps": steps, "strength": strength, "original_inference_steps": original_inference_steps}}
+    g["select"] = {"class_type": "LCMKitSamplerSelect", "inputs": {"sampler": sampler, "gamma": gamma}}
+    if not advanced:
+        g["sampler"] = {"class_type": "SamplerCustom", "inputs": {
+            "model": model, "add_noise": True, "noise_seed": seed, "cfg": 1.0, "positive": ["pos", 0],
+            "negative": ["neg", 0], "sampler": ["select", 0], "sigmas": ["sigmas", 0], "latent_image": ["latent", 0]}}
+        return g
+    g["noise"] = {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}}
+    g["guider"] = {"class_type": "CFGGuider", "inputs": {"model": model, "positive": ["pos", 0], "negative": ["neg", 0],
+                                                         "cfg": 1.0}}
+    g["sampler"] = {"class_type": "SamplerCustomAdvanced", "inputs": {
+        "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["select", 0], "sigmas": ["sigmas", 0],
+        "latent_image": ["latent", 0]}}
+    return g
+
+
+def saved_latent(outputs: dict, base_dir, node: str = "save"):
+    """The latent a SaveLatent node of a finished prompt wrote (as LATENT["samples"]: not model space)."""
+    from safetensors.torch import load_file
+    item = outputs[node]["latents"][0]
+    return load_file(str(base_dir / "output" / item["subfolder"] / item["filename"]))["latent_tensor"]
+
+
 def img2img(g: dict, image_latent_seed: int = 3) -> dict:
     """Replace the empty latent by a VAE-encoded synthetic image (a core EmptyImage colour + noise-free)."""
     g = dict(g)

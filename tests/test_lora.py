@@ -195,38 +195,124 @@ def test_output_changes_with_strength(lora, sd15):
 # Parity with diffusers (the numerical reference)
 # --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lcm_layout, style_layout", [("kohya", "kohya"), ("peft", "peft"), ("peft", "peft-noalpha")])
-def test_stack_matches_diffusers_set_adapters(lora, sd15, base_dir, lcm_layout, style_layout):
-    """diffusers: UNet2DConditionModel (same weights) + load_lora_adapter of the lcm and style files,
-    set_adapters(["lcm", "style"], [1.0, 0.8]) vs our stack of the same files: max |Δ| ≤ 1e-4 in fp32."""
+# Each layout against the reference that applies to it (README, LoRAs: "alpha"):
+# - kohya `.alpha` tensors, PEFT without alpha, PEFT with alpha in diffusers' adapter metadata: diffusers'
+#   own load_lora_weights path (lora_state_dict, then load_lora_into_unet with the alphas or metadata it finds);
+# - PEFT with `.alpha` tensors (which diffusers ignores): ComfyUI's and kohya's alpha/rank, i.e. the same
+#   tensors in kohya layout read by diffusers.
+DIFFUSERS_SAVED = {   # peft.LoraConfig fields of the LoRAs written with diffusers' save_lora_weights
+    "alpha-half": {"r": 4, "lora_alpha": 2},
+    "alpha-pattern": {"r": 4, "lora_alpha": 8, "alpha_pattern": {"attn2.to_k": 2, "proj_out": 16}},
+    "rslora": {"r": 4, "lora_alpha": 4, "use_rslora": True},
+}
+
+
+@pytest.fixture(scope="module")
+def diffusers_saved(comfy, base_dir):
+    """loras/diffusers/style-<variant>.safetensors: the style LoRA's tensors saved the way diffusers' training
+    scripts save them (StableDiffusionLoraLoaderMixin.save_lora_weights with each component's LoraConfig as
+    adapter metadata); names relative to the loras folder."""
     from diffusers.loaders import StableDiffusionLoraLoaderMixin
-    lora_nodes, _ = lora
-    model, clip = sd15
-    files = {"lcm": f"tiny-sd15-lcm-{lcm_layout}.safetensors", "style": f"tiny-sd15-style-{style_layout}.safetensors"}
-    stack = [(files["lcm"], 1.0, 1.0), (files["style"], 0.8, 0.8)]
-    patched = lora_nodes.LCMApplyLoraStack().apply(model, stack)["result"][0]
-    assert next(model.model.diffusion_model.parameters()).dtype == torch.float32
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+    sd = load_file(str(base_dir / "models" / "loras" / "tiny-sd15-style-peft-noalpha.safetensors"))
+    parts = {p: {k[len(p) + 1:]: v for k, v in sd.items() if k.startswith(p + ".")} for p in ("unet", "text_encoder")}
+    folder = base_dir / "models" / "loras" / "diffusers"
+    names = {}
+    for variant, fields in DIFFUSERS_SAVED.items():
+        meta = {p: LoraConfig(target_modules=sorted({k.rsplit(".lora_", 1)[0] for k in layers}), **fields).to_dict()
+                for p, layers in parts.items()}
+        StableDiffusionLoraLoaderMixin.save_lora_weights(
+            str(folder), unet_lora_layers=parts["unet"], text_encoder_lora_layers=parts["text_encoder"],
+            unet_lora_adapter_metadata=meta["unet"], text_encoder_lora_adapter_metadata=meta["text_encoder"],
+            weight_name=f"style-{variant}.safetensors")
+        names[variant] = f"diffusers/style-{variant}.safetensors"
+    return names
 
-    plain = unet_output(model)   # also restores the unpatched weights in the shared module
+
+def diffusers_with_loras(model, base_dir, files: list[str], weights: list[float]):
+    """diffusers' UNet with the very same weights and `files` loaded as its load_lora_weights loads them."""
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin as Loader
+    unet_output(model)   # puts the unpatched weights back in the module a patched clone shares
     ref = tiny_models.diffusers_unet("sd15", model.model.diffusion_model.state_dict())
-    for adapter, name in files.items():
-        sd, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(str(base_dir / "models" / "loras" / name))
-        if alphas is None and any(k.endswith(".alpha") for k in sd):
-            # A PEFT-layout file's `<module>.alpha` is PEFT's lora_alpha: diffusers takes it as network_alphas.
-            alphas = {k: float(v) for k, v in sd.items() if k.endswith(".alpha")}
-            sd = {k: v for k, v in sd.items() if not k.endswith(".alpha")}
-        ref.load_lora_adapter(sd, network_alphas=alphas, prefix="unet", adapter_name=adapter)
-    ref.set_adapters(["lcm", "style"], [1.0, 0.8])
+    for i, name in enumerate(files):
+        sd, alphas, metadata = Loader.lora_state_dict(str(base_dir / "models" / "loras" / name), return_lora_metadata=True)
+        Loader.load_lora_into_unet(sd, alphas, ref, adapter_name=f"a{i}", metadata=metadata)
+    ref.set_adapters([f"a{i}" for i in range(len(files))], weights)
+    return ref
 
-    ours = unet_output(patched)
-    g = torch.Generator().manual_seed(0)
+
+def diffusers_output(ref) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)    # unet_output's input
     x, ctx = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 7, 768, generator=g)
     with torch.no_grad():
-        theirs = ref(x, torch.tensor([499.0]), encoder_hidden_states=ctx).sample
-    print(f"max |ours - diffusers| = {(ours - theirs).abs().max().item():.2e} "
+        return ref(x, torch.tensor([499.0]), encoder_hidden_states=ctx).sample
+
+
+def ours_with_loras(lora_nodes, model, files: list[str], weights: list[float]):
+    out = lora_nodes.LCMApplyLoraStack().apply(model, [(f, w, w) for f, w in zip(files, weights)])
+    return unet_output(out["result"][0]), status_texts(out["ui"])
+
+
+@pytest.mark.parametrize("files", [
+    ["tiny-sd15-lcm-kohya.safetensors", "tiny-sd15-style-kohya.safetensors"],
+    ["tiny-sd15-lcm-kohya.safetensors", "tiny-sd15-style-peft-noalpha.safetensors"],
+    *[[f"diffusers:{v}"] for v in DIFFUSERS_SAVED],
+])
+def test_stack_matches_diffusers_load_lora_weights(lora, sd15, base_dir, diffusers_saved, files):
+    """Our stack vs diffusers: UNet2DConditionModel (same weights) + each file as load_lora_weights loads it
+    (kohya alphas from the tensors, PEFT alpha from the adapter metadata), set_adapters with the same strengths:
+    max |Δ| ≤ 1e-4 in fp32."""
+    lora_nodes, _ = lora
+    model, _ = sd15
+    files = [diffusers_saved[f.split(":")[1]] if f.startswith("diffusers:") else f for f in files]
+    weights = [1.0, 0.8][-len(files):]
+    plain = unet_output(model)   # also restores the unpatched weights in the shared module
+    ours, lines = ours_with_loras(lora_nodes, model, files, weights)
+    theirs = diffusers_output(diffusers_with_loras(model, base_dir, files, weights))
+    print(f"{files}: max |ours - diffusers| = {(ours - theirs).abs().max().item():.2e} "
           f"(LoRA effect {(ours - plain).abs().max().item():.2e})")
-    assert (ours - plain).abs().max().item() > 1e-2, "the LoRAs must change the output"
+    assert (ours - plain).abs().max().item() > 3e-3, "the LoRAs must change the output (well beyond the tolerance)"
     assert (ours - theirs).abs().max().item() <= 1e-4
+    if files[0].startswith("diffusers/"):
+        assert "alpha of" in lines[0] and "layers from its diffusers metadata" in lines[0]
+
+
+def test_metadata_alpha_changes_the_result(lora, sd15, diffusers_saved):
+    """The metadata is what makes these files differ: alpha r/2 halves the LoRA's effect against no alpha."""
+    lora_nodes, _ = lora
+    model, _ = sd15
+    plain = unet_output(model)
+    half, _ = ours_with_loras(lora_nodes, model, [diffusers_saved["alpha-half"]], [1.0])
+    full, _ = ours_with_loras(lora_nodes, model, ["tiny-sd15-style-peft-noalpha.safetensors"], [1.0])
+    assert 0.4 < (half - plain).abs().max().item() / (full - plain).abs().max().item() < 0.6
+
+
+def test_peft_alpha_tensors_are_alpha_over_rank_like_core_and_kohya(lora, sd15, base_dir):
+    """tiny-sd15-style-peft and -kohya hold the same tensors and `.alpha` (rank/2) in the two layouts. In PEFT
+    layout the tensors are applied as alpha/rank, as core's LoraLoader does and kohya means them: the kohya
+    twin's result, which diffusers matches; diffusers itself ignores `.alpha` tensors in PEFT layout."""
+    lora_nodes, _ = lora
+    model, _ = sd15
+    peft, kohya = "tiny-sd15-style-peft.safetensors", "tiny-sd15-style-kohya.safetensors"
+    ours_peft, _ = ours_with_loras(lora_nodes, model, [peft], [1.0])
+    ours_kohya, _ = ours_with_loras(lora_nodes, model, [kohya], [1.0])
+    assert (ours_peft - ours_kohya).abs().max().item() <= 1e-6
+    assert (ours_peft - diffusers_output(diffusers_with_loras(model, base_dir, [kohya], [1.0]))).abs().max() <= 1e-4
+    ignoring = diffusers_output(diffusers_with_loras(model, base_dir, [peft], [1.0]))
+    assert (ours_peft - ignoring).abs().max().item() > 1e-3, "diffusers reads this file with scale 1"
+
+
+def test_broken_adapter_metadata_is_a_clear_error(lora, sd15, base_dir):
+    from safetensors.torch import load_file, save_file
+    lora_nodes, _ = lora
+    folder = base_dir / "models" / "loras" / "diffusers"
+    folder.mkdir(exist_ok=True)
+    sd = load_file(str(base_dir / "models" / "loras" / "tiny-sd15-style-peft-noalpha.safetensors"))
+    save_file(sd, str(folder / "broken-metadata.safetensors"), metadata={"lora_adapter_metadata": "{not json"})
+    with pytest.raises(ValueError, match=r"broken-metadata\.safetensors'?: its safetensors metadata "
+                                         r"'lora_adapter_metadata' is not valid"):
+        lora_nodes.LCMApplyLoraStack().apply(sd15[0], [("diffusers/broken-metadata.safetensors", 1.0, 1.0)])
 
 
 # --------------------------------------------------------------------------------------------------

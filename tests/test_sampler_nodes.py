@@ -5,16 +5,13 @@ import logging
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import graphs
 from graphs import status_texts
 from support.comfy_env import WebSocketListener
 
 
-def latents_of(outputs: dict, base_dir, node: str = "save") -> torch.Tensor:
-    item = outputs[node]["latents"][0]
-    return load_file(str(base_dir / "output" / item["subfolder"] / item["filename"]))["latent_tensor"]
+latents_of = graphs.saved_latent
 
 
 def run_latent(comfy, base_dir, graph) -> torch.Tensor:
@@ -113,6 +110,12 @@ def test_high_cfg_warns_in_log_and_on_node_but_is_used(comfy, base_dir, caplog):
     assert any("cfg 3 is high for LCM" in r.getMessage() for r in caplog.records)
     assert "cfg 3 is high" in status_texts(outputs["sampler"], "warning")[0]
     assert not torch.allclose(low, latents_of(outputs, base_dir))
+
+
+def test_strength_below_one_on_an_empty_latent_warns(comfy):
+    """An empty latent starts from pure noise (text-to-image) whatever the strength: below 1.0 the node says so."""
+    outputs = comfy.run(graphs.lcm_graph(prefix="empty-half", strength=0.5, steps=2))
+    assert "strength 0.5 on an empty latent" in status_texts(outputs["sampler"], "warning")[0]
 
 
 def test_too_low_strength_is_a_clear_error(comfy):

@@ -10,6 +10,8 @@ import pytest
 import torch
 from diffusers import LCMScheduler, TCDScheduler
 
+import graphs
+from graphs import status_texts
 from support import tiny_models
 
 STRENGTHS = [1.0, 0.9, 0.8, 0.75, 0.5, 0.3, 0.1]
@@ -197,3 +199,181 @@ def test_tcd_matches_diffusers(lcm, sd15, gamma, steps, strength):
     ours = comfy_run(lcm, patched, lcm.lcm_sampling.lcm_sigmas(patched, steps, strength), sampler,
                      noise, image, ctx, unctx)
     assert (ours - ref).abs().max().item() <= TOL
+
+
+# --------------------------------------------------------------------------------------------------
+# Off the default path, through the real executor: any original_inference_steps on every route, v / x0
+# prediction, TCD at t = 0, NaN. The reference is diffusers' scheduler loop on the same UNet, fed the
+# noise ComfyUI draws (prepare_noise and the sampler's seeded noise sampler) and CLIPTextEncode's output.
+# --------------------------------------------------------------------------------------------------
+
+SEED = 7
+TEXT = "a tiny red fox"   # graphs.lcm_graph's prompt; its negative is ""
+DIFFUSERS_PREDICTION = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample"}
+
+
+@pytest.fixture(scope="module")
+def prompts(comfy):
+    """CLIPTextEncode's conditioning for TEXT and "" (what the graphs' pos / neg nodes compute)."""
+    import comfy.sd
+    import folder_paths
+    import nodes
+    _, clip, _, _ = comfy.sd.load_checkpoint_guess_config(
+        folder_paths.get_full_path("checkpoints", "tiny-sd15.safetensors"), output_vae=False, output_clip=True)
+    return tuple(nodes.CLIPTextEncode().encode(clip, t)[0][0][0] for t in (TEXT, ""))
+
+
+def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, strength=1.0, image=None,
+                        gamma=None, prediction="eps", size=8):
+    """diffusers' loop for what graphs.lcm_graph(seed=SEED) samples; `image` in model space for img2img."""
+    scheduler = scheduler_cls(original_inference_steps=original_steps, prediction_type=DIFFUSERS_PREDICTION[prediction])
+    noise = torch.randn((1, 4, size, size), generator=torch.manual_seed(SEED))   # comfy.sample.prepare_noise
+    return diffusers_run(unet, scheduler, steps, strength, noise, image, *prompts, gamma=gamma, noise_seed=SEED)
+
+
+def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_steps=None, prediction=None,
+              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False):
+    """Runs graphs.lcm_graph through one route; returns (model-space latent, outputs).
+
+    route: "all-in-one" (LCM Sampler), "custom" (SamplerCustom), "advanced" (SamplerCustomAdvanced) or "ksampler"
+    (core KSampler, sampler lcm, scheduler simple). `prediction` puts core's ModelSamplingDiscrete before the LCM
+    nodes; `loader_steps` the LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid."""
+    g = graphs.lcm_graph(prefix=prefix, seed=SEED, steps=steps, strength=strength, sampler=sampler, gamma=gamma,
+                         original_inference_steps=original_steps)
+    if img2img:
+        g = graphs.img2img(g)
+        g["orig"] = {"class_type": "SaveLatent", "inputs": {"samples": ["latent", 0], "filename_prefix": f"{prefix}-in"}}
+    m = ["ckpt", 0]
+    if prediction:
+        g["msd"] = {"class_type": "ModelSamplingDiscrete", "inputs": {"model": m, "sampling": prediction, "zsnr": False}}
+        m = ["msd", 0]
+    if loader_steps:
+        g["lcmlora"] = {"class_type": "LCMKitLoraLoader", "inputs": {
+            "model": m, "lora_name": "auto", "strength": 0.0, "original_inference_steps": loader_steps}}
+        m = ["lcmlora", 0]
+    g["sampler"]["inputs"]["model"] = m
+    if route in ("custom", "advanced"):
+        g = graphs.sampler_custom(g, advanced=route == "advanced", model=m, steps=steps, strength=strength,
+                                  original_inference_steps=original_steps, sampler=sampler, gamma=gamma, seed=SEED)
+    elif route == "ksampler":
+        g["sampler"] = {"class_type": "KSampler", "inputs": {
+            "model": m, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "seed": SEED,
+            "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": "simple", "denoise": 1.0}}
+    outputs = comfy.run(g)
+    return graphs.saved_latent(outputs, base_dir), outputs
+
+
+def model_space(model, latent):
+    return model.model.process_latent_in(latent)
+
+
+@pytest.mark.parametrize("original_steps, sampler, route, loader_steps", [
+    (30, "lcm", "all-in-one", None), (30, "lcm", "custom", None), (30, "lcm", "advanced", 50),
+    (30, "lcm", "ksampler", 30), (7, "lcm", "custom", None), (7, "lcm", "ksampler", 7),
+    (30, "tcd", "all-in-one", 50), (30, "tcd", "advanced", None), (1000, "tcd", "custom", 50),
+])
+def test_any_original_inference_steps_matches_diffusers_on_every_route(
+        comfy, base_dir, sd15, prompts, original_steps, sampler, route, loader_steps):
+    """A plain model, one the LCM-LoRA Loader prepared for 50 (the scheduler disagrees: exact anyway, with a
+    warning on the LCM Scheduler) or for the same grid (core's KSampler follows the model)."""
+    model, unet = sd15
+    ours, outputs = run_route(comfy, base_dir, model, route, f"osteps-{original_steps}-{sampler}-{route}",
+                              original_steps, loader_steps, sampler=sampler)
+    scheduler_cls = TCDScheduler if sampler == "tcd" else LCMScheduler
+    ref = diffusers_reference(unet, prompts, scheduler_cls, 4, original_steps, gamma=0.3 if sampler == "tcd" else None)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"original_inference_steps {original_steps} {sampler} via {route}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    if route != "ksampler":   # the node that takes original_inference_steps says when the MODEL disagrees
+        warnings = status_texts(outputs["sampler" if route == "all-in-one" else "sigmas"], "warning")
+        if loader_steps not in (None, original_steps):
+            assert f"prepared for original_inference_steps {loader_steps}" in warnings[0]
+            assert f"sampling follows {original_steps} exactly" in warnings[0]
+        else:
+            assert not warnings
+
+
+def test_core_lcm_sampling_with_another_grid_is_an_error_not_a_wrong_image(comfy, base_dir):
+    """core's ModelSamplingDiscrete(lcm) runs the UNet on its 50-step grid: a 30-step schedule cannot be sampled on
+    it exactly, so the sampler stops with the fix (it used to run the UNet at the grid's t 979 for the σ of t 989)."""
+    g = graphs.lcm_graph(prefix="core-lcm-30")
+    g["msd"] = {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["ckpt", 0], "sampling": "lcm", "zsnr": False}}
+    g = graphs.sampler_custom(g, model=["msd", 0], original_inference_steps=30, seed=SEED)
+    comfy.run(g, check=False)
+    err = comfy.error()
+    assert err is not None and "runs the UNet at t=979 for sigma" in err["exception_message"]
+    assert "which is t=989 on its noise schedule" in err["exception_message"]
+    assert "set original_inference_steps to 50" in err["exception_message"]
+
+
+@pytest.mark.parametrize("prediction, sampler, route", [
+    ("v_prediction", "lcm", "all-in-one"), ("v_prediction", "tcd", "all-in-one"),
+    ("v_prediction", "lcm", "advanced"), ("v_prediction", "tcd", "advanced"), ("x0", "lcm", "all-in-one"),
+])
+def test_v_and_x0_prediction_match_diffusers(comfy, base_dir, sd15, prompts, prediction, sampler, route):
+    """core's ModelSamplingDiscrete(v_prediction | x0) before the LCM nodes (the advanced route also through the
+    LCM-LoRA Loader) vs diffusers' schedulers with prediction_type v_prediction / sample on the same UNet."""
+    model, unet = sd15
+    gamma = 0.3 if sampler == "tcd" else None
+    ours, _ = run_route(comfy, base_dir, model, route, f"pred-{prediction}-{sampler}-{route}", prediction=prediction,
+                        loader_steps=50 if route == "advanced" else None, sampler=sampler)
+    ref = diffusers_reference(unet, prompts, TCDScheduler if gamma is not None else LCMScheduler, 4, gamma=gamma,
+                              prediction=prediction)
+    eps_ref = diffusers_reference(unet, prompts, LCMScheduler, 4)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"{prediction} {sampler} via {route}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    assert (ref - eps_ref).abs().max().item() > 0.05, "the prediction type must matter for this check to mean anything"
+
+
+@pytest.mark.parametrize("sampler, route", [("tcd", "all-in-one"), ("tcd", "advanced"), ("lcm", "all-in-one")])
+def test_schedule_reaching_t_0_matches_diffusers(comfy, base_dir, sd15, prompts, sampler, route):
+    """original_inference_steps 1000, strength 0.01, 10 steps: timesteps 9 … 0. At t = 0 LCM's c_out is 0, which
+    made TCD divide by zero (an all-NaN image)."""
+    model, unet = sd15
+    gamma = 0.3 if sampler == "tcd" else None
+    ours, outputs = run_route(comfy, base_dir, model, route, f"t0-{sampler}-{route}", original_steps=1000,
+                              sampler=sampler, steps=10, strength=0.01, img2img=True)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig"))
+    ref = diffusers_reference(unet, prompts, TCDScheduler if gamma is not None else LCMScheduler, 10, 1000,
+                              strength=0.01, image=image, gamma=gamma)
+    assert torch.isfinite(ours).all()
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"t=0 {sampler} via {route}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+
+
+def test_nan_from_the_model_is_an_error_naming_the_cause(comfy, base_dir):
+    """A LoRA with inf weights makes the UNet return NaN: the sampler stops at the first step and says why."""
+    from safetensors.torch import save_file
+    name = "broken-inf.safetensors"
+    up = torch.zeros(320, 4, 1, 1)
+    up[0] = float("inf")
+    save_file({"lora_unet_conv_in.lora_down.weight": torch.ones(4, 4, 3, 3), "lora_unet_conv_in.lora_up.weight": up},
+              str(base_dir / "models" / "loras" / name))
+    g = graphs.lcm_graph(prefix="nan")
+    g["stack"] = {"class_type": "LCMKitLoraStack", "inputs": {"lora_name_1": name, "strength_model_1": 1.0,
+                                                              "strength_clip_1": 0.0, **{
+        f"{w}_{i}": ("None" if w == "lora_name" else 1.0) for i in (2, 3, 4)
+        for w in ("lora_name", "strength_model", "strength_clip")}}}
+    g["apply"] = {"class_type": "LCMKitApplyLoraStack", "inputs": {"model": ["ckpt", 0], "lora_stack": ["stack", 0]}}
+    g["sampler"]["inputs"]["model"] = ["apply", 0]
+    comfy.run(g, check=False)
+    err = comfy.error()
+    assert err is not None and "the model returned NaN/Inf at step 1 (t=999" in err["exception_message"]
+    assert "broken (inf/NaN) weights" in err["exception_message"]
+
+
+@pytest.mark.parametrize("node, sampling, named", [
+    ("ModelSamplingDiscrete", {"sampling": "img_to_img", "zsnr": False}, "prediction type is IMG_TO_IMG"),
+    ("ModelSamplingContinuousEDM", {"sampling": "v_prediction", "sigma_max": 120.0, "sigma_min": 0.002},
+     "noise schedule is ModelSamplingContinuousEDM"),
+])
+def test_unsupported_model_sampling_is_a_clear_error(comfy, node, sampling, named):
+    g = graphs.lcm_graph(prefix="unsupported")
+    g["ms"] = {"class_type": node, "inputs": {"model": ["ckpt", 0], **sampling}}
+    g["sampler"]["inputs"]["model"] = ["ms", 0]
+    comfy.run(g, check=False)
+    err = comfy.error()
+    assert err is not None and named in err["exception_message"]
+    assert "SD1.x, SD2.x, SDXL" in err["exception_message"]

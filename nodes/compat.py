@@ -61,6 +61,22 @@ def fix_empty_latent(model, latent: dict):
 LATENT_SAMPLER_KEYS = ("downscale_ratio_spacial", "downscale_ratio_temporal")   # core samplers pop these
 
 
+def _from_core_model_advanced(cls) -> bool:
+    # Matched by name: ComfyUI loads comfy_extras modules itself, and an import of ours could make second copies.
+    return cls.__module__.endswith("nodes_model_advanced")
+
+
+def is_core_lcm_sampling(cls) -> bool:
+    """Whether a model sampling class is core's `LCM` (ModelSamplingDiscrete "lcm": the boundary condition on eps)."""
+    return cls.__name__ == "LCM" and _from_core_model_advanced(cls)
+
+
+def core_distilled_grid(cls) -> int | None:
+    """The step grid of core's ModelSamplingDiscreteDistilled (`original_timesteps`, 50), None for other classes."""
+    grid = getattr(cls, "original_timesteps", None)
+    return int(grid) if grid is not None and _from_core_model_advanced(cls) else None
+
+
 def patcher_is_dynamic(patcher) -> bool:
     """Whether a ModelPatcher is newer ComfyUI's dynamic VRAM patcher (comfy-aimdo; on by default on NVIDIA)."""
     is_dynamic = getattr(patcher, "is_dynamic", None)

@@ -12,7 +12,7 @@ import comfy.model_management
 import comfy.model_sampling
 import comfy.samplers
 
-from . import lcm_math
+from . import compat, lcm_math
 
 
 class UnsupportedModelError(ValueError):
@@ -26,13 +26,12 @@ PREDICTIONS = {comfy.model_sampling.EPS: "eps", comfy.model_sampling.V_PREDICTIO
 
 def _is_boundary_class(cls) -> bool:
     """LCM's boundary condition layered on a prediction type: ours, or core's `LCM` (ModelSamplingDiscrete lcm)."""
-    return (cls is LCMModelSampling
-            or (cls.__name__ == "LCM" and cls.__module__.endswith("nodes_model_advanced")))
+    return cls is LCMModelSampling or compat.is_core_lcm_sampling(cls)
 
 
 def _core_distilled(cls) -> bool:
     """Core's ModelSamplingDiscreteDistilled (the 50-step grid of ModelSamplingDiscrete lcm)."""
-    return cls.__module__.endswith("nodes_model_advanced") and hasattr(cls, "original_timesteps")
+    return compat.core_distilled_grid(cls) is not None
 
 
 def _definer(ms, method: str):
@@ -155,7 +154,7 @@ def model_grid(ms) -> int | None:
     if isinstance(ms, LCMModelSampling):
         return ms.original_steps
     if _core_distilled(type(ms)):
-        return int(type(ms).original_timesteps)
+        return compat.core_distilled_grid(type(ms))
     return None
 
 

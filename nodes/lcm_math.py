@@ -19,7 +19,7 @@ import torch
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = 10.0
 
-# The tutorial's quality-vs-speed table (RTX 3090 figures are the tutorial's).
+# The quality-vs-speed table of the LCM guides (1, 2, 4, 8 steps; README "Quality vs. speed").
 STEP_PRESETS = {
     "custom (use steps)": None,
     "preview: 1 step": 1,
@@ -31,6 +31,11 @@ STEP_PRESETS = {
 
 class ScheduleError(ValueError):
     """A schedule that cannot be built; the message says which input to change and to what."""
+
+
+# ComfyUI names an exception by module path in its error reports, and it imports the pack under its folder's full
+# path: a short, stable name instead of "/…/custom_nodes/lcm-kit.nodes.lcm_math.ScheduleError".
+ScheduleError.__module__ = "lcm_kit"
 
 
 def lowest_strength(steps: int, original_steps: int = 50) -> float:
@@ -64,9 +69,9 @@ def lcm_timesteps(steps: int, strength: float = 1.0, original_steps: int = 50,
     grid_len = int(original_steps * strength)
     if grid_len < steps:
         raise ScheduleError(
-            f"strength {strength:g} leaves only {grid_len} of the {original_steps} distillation steps, fewer than "
-            f"steps={steps}. Use strength ≥ {lowest_strength(steps, original_steps):g} for {steps} steps, "
-            f"or fewer steps.")
+            f"strength {strength:g} leaves only {grid_len} of the model's {original_steps} distillation steps "
+            f"(original_inference_steps: the grid LCM samples from), fewer than steps={steps}. Use strength ≥ "
+            f"{lowest_strength(steps, original_steps):g} for {steps} steps, or fewer steps.")
     step = grid_len / steps  # float64 and ⌊i·step⌋, as numpy.linspace computes it (i·L/n exactly can differ)
     return [k * (grid_len - math.floor(i * step)) - 1 for i in range(steps)]
 

@@ -264,7 +264,8 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
                          f"SDXL) or pick the file in lora_name.")
     best = max(ranked, key=lambda r: r[0])   # max() keeps the first (by name) of equal scores
     others = [n for _, n in ranked if n != best[1]]
-    log.info("%s lora_name auto picked %s%s", status.LOG_PREFIX, best[1], f" (also fitting: {', '.join(others)})" if others else "")
+    log.info("%s lora_name auto picked %s%s", status.LOG_PREFIX, best[1],
+             f" (also fitting: {', '.join(others)})" if others else "")
     return best[1]
 
 

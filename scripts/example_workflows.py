@@ -7,6 +7,7 @@ Model names are the common public file names; the tests link them to the tiny mo
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -245,8 +246,8 @@ class Workflow:
 
         best = max((layout(split) for split in range(1, ncols + 1)), key=score)
         if score(best) < (True, MIN_SCALE):
-            raise ValueError(f"{self.note[:40]!r}: no layout shows the graph in a {WINDOW} window at {MIN_SCALE:.0%} zoom or more, clear of "
-                             f"the minimap (best: {score(best)})")
+            raise ValueError(f"{self.note[:40]!r}: no layout shows the graph in a {WINDOW} window at "
+                             f"{MIN_SCALE:.0%} zoom or more, clear of the minimap (best: {score(best)})")
         pos, bounds = best
         for node in ui_nodes:
             node["pos"] = pos[node["id"]]
@@ -385,7 +386,11 @@ def full_lcm_checkpoint() -> Workflow:
 
 def live() -> Workflow:
     """Live mode. Node ids are kept (tests/test_live.py types into node 3 and clicks live on node 8)."""
-    w = Workflow("Live mode: the image follows the prompt as you type.\n\nClick 'live' on the Live Preview node, then type in 'Prompt (type here)' or change any widget: after a 150 ms pause (setting LCM Kit > Live > Debounce) the graph is queued again up to Live Preview, the stale run is interrupted, and the newest frame is shown with FPS and latency. Keep it fast: LCM-LoRA, 1-2 steps (steps_preset draft), a small size. Click 'live' again to stop.")
+    w = Workflow('Live mode: the image follows the prompt as you type.\n\n'
+                 "Click 'live' on the Live Preview node, then type in 'Prompt (type here)' or change any widget: "
+                 'after a 150 ms pause (setting LCM Kit > Live > Debounce) the graph is queued again up to Live '
+                 'Preview, the stale run is interrupted, and the newest frame is shown with FPS and latency. Keep '
+                 "it fast: LCM-LoRA, 1-2 steps (steps_preset draft), a small size. Click 'live' again to stop.")
     ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     lora = w.node("LCMKitLoraLoader", title="LCM-LoRA", model=ckpt[0], clip=ckpt[1], lora_name=SD15_LCM_LORA,
                   strength=1.0)
@@ -456,6 +461,7 @@ def main() -> int:
         if path.stem not in EXAMPLES and add_model_entries(path):   # hand-made examples (lcm_live.json)
             print(f"updated the model entries of {path.relative_to(REPO)}")
     print(f"wrote {write_locales().relative_to(REPO)}")
+    shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -77,8 +77,9 @@ def test_every_example_loads_with_every_node_known_and_fits_the_window(browser):
                 return {title: n.title, known: n.type in LiteGraph.registered_node_types,
                         rect: [r.left + x0, r.top + y0, r.left + x1, r.top + y1]};
             });
-            return {scale: c.ds.scale, rects, minimap: minimap && [minimap.left, minimap.top, minimap.right,
-                    minimap.bottom], dialogs: [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText.slice(0, 200))};
+            return {scale: c.ds.scale, rects,
+                    minimap: minimap && [minimap.left, minimap.top, minimap.right, minimap.bottom],
+                    dialogs: [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText.slice(0, 200))};
         }""")
         if view["scale"] < MIN_SCALE:
             problems.append(f"{path.stem}: zoom {view['scale']:.2f}")

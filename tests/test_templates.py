@@ -97,6 +97,28 @@ def test_every_example_loads_with_every_node_known_and_fits_the_window(browser):
     assert problems == []
 
 
+def test_missing_model_dialog_offers_the_file_and_its_folder(browser):
+    """The frontend reads a loader's `properties.models` on load: a file the user lacks is listed with its folder and
+    a download. (A name no test links, so the dialog shows whichever tests ran before.)"""
+    workflow = json.loads(EXAMPLES[0].read_text())
+    loader = next(n for n in workflow["nodes"] if n["type"] == "LCMKitLoraLoader")
+    name = "lcm-lora-sdv1-5-not-here.safetensors"
+    loader["widgets_values"][0] = loader["properties"]["models"][0]["name"] = name
+    browser.close_dialogs()
+    set_warning = "(on) => window.app.extensionManager.setting.set('Comfy.Workflow.ShowMissingModelsWarning', on)"
+    browser.js(set_warning, True)
+    try:
+        browser.js("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+        dialog = browser.page.locator(".p-dialog", has_text="Missing Models")
+        dialog.wait_for(timeout=30_000)
+        text = dialog.inner_text()
+        assert f"loras / {name}" in text and "Download" in text
+        assert "v1-5-pruned-emaonly" not in text, "a file the user has is not listed"
+    finally:
+        browser.close_dialogs()
+        browser.js(set_warning, False)
+
+
 def test_progress_overlay_names_our_nodes_by_display_name(browser, pack):
     workflow = json.loads(EXAMPLES[0].read_text())
     for node in workflow["nodes"]:

@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .status import pack_error
+
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = 10.0
 
@@ -29,13 +31,9 @@ STEP_PRESETS = {
 }
 
 
+@pack_error
 class ScheduleError(ValueError):
     """A schedule that cannot be built; the message says which input to change and to what."""
-
-
-# ComfyUI names an exception by module path in its error reports, and it imports the pack under its folder's full
-# path: a short, stable name instead of "/…/custom_nodes/lcm-kit.nodes.lcm_math.ScheduleError".
-ScheduleError.__module__ = "lcm_kit"
 
 
 def lowest_strength(steps: int, original_steps: int = 50) -> float:

@@ -416,21 +416,6 @@ EXAMPLES = {
     "7. SamplerCustomAdvanced with LCM sigmas": sampler_custom_advanced,
     "8. Live mode (the image follows the prompt as you type)": live,
 }
-STARTER = next(iter(EXAMPLES))
-
-
-def add_model_entries(path: Path) -> bool:
-    """Gives the loader nodes of a hand-made example their `properties.models`; True when the file changed."""
-    workflow = json.loads(path.read_text())
-    for node in workflow["nodes"]:
-        entries = model_entries(node.get("widgets_values") or [])
-        if entries:
-            node.setdefault("properties", {})["models"] = entries
-    text = json.dumps(workflow, indent=1) + "\n"
-    if text == path.read_text():
-        return False
-    path.write_text(text)
-    return True
 
 
 def write_locales() -> Path:
@@ -458,8 +443,8 @@ def main() -> int:
         path.write_text(json.dumps(build().to_json(), indent=1) + "\n")
         print(f"wrote {path.relative_to(REPO)}")
     for path in sorted(OUT.glob("*.json")):
-        if path.stem not in EXAMPLES and add_model_entries(path):   # hand-made examples (lcm_live.json)
-            print(f"updated the model entries of {path.relative_to(REPO)}")
+        if path.stem not in EXAMPLES:
+            print(f"note: {path.relative_to(REPO)} is not generated here (no entry in EXAMPLES)")
     print(f"wrote {write_locales().relative_to(REPO)}")
     shutil.rmtree(base, ignore_errors=True)
     return 0

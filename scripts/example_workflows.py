@@ -2,7 +2,9 @@
 descriptions below, with widget order taken from the node classes themselves, so the files always match
 the nodes. `make examples` regenerates them; the tests load and run every file.
 
-Model names are the common public file names; the tests link them to the tiny models.
+Model names are the common public file names; the tests link them to the tiny models. Each loader node lists its
+file's download and folder (`properties.models`); layouts are folded into two rows to fit a 1600 x 1000 window. It
+also writes locales/en/nodeDefs.json (display names); scripts/example_thumbnails.py draws the pictures.
 """
 from __future__ import annotations
 

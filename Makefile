@@ -23,5 +23,6 @@ bench:           ## speed table (JSON in bench-results/)
 clean:           ## remove the test bed (venv, ComfyUI tree, generated models)
 	rm -rf .testbed
 
-examples:        ## regenerate example_workflows/*.json from scripts/example_workflows.py
+examples:        ## regenerate example_workflows/*.json, locales/ and the thumbnails (*.jpg, drawn in headless Chromium)
 	$(TESTBED) python scripts/example_workflows.py
+	$(TESTBED) python scripts/example_thumbnails.py

@@ -29,7 +29,7 @@ import comfy.patcher_extension
 import comfy.sd
 import comfy.utils
 
-from . import compat, lcm_math
+from . import compat, lcm_math, status
 from .input_checks import finite_number
 
 log = logging.getLogger("lcm_kit")
@@ -41,6 +41,7 @@ TIME_EMBED = "diffusion_model.time_embed"
 GUIDANCE_CALLBACK_KEY = "lcm_kit.guidance_embedding"
 
 
+@status.pack_error
 class LCMCheckpointError(ValueError):
     """A file or input that cannot become an LCM MODEL; the message says what was expected."""
 

@@ -16,10 +16,12 @@ import math
 
 import torch
 
+from .status import pack_error
+
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = 10.0
 
-# The tutorial's quality-vs-speed table (RTX 3090 figures are the tutorial's).
+# The quality-vs-speed table of the LCM guides (1, 2, 4, 8 steps; README "Quality vs. speed").
 STEP_PRESETS = {
     "custom (use steps)": None,
     "preview: 1 step": 1,
@@ -29,6 +31,7 @@ STEP_PRESETS = {
 }
 
 
+@pack_error
 class ScheduleError(ValueError):
     """A schedule that cannot be built; the message says which input to change and to what."""
 
@@ -74,9 +77,9 @@ def check_schedule(steps: int, strength: float = 1.0, original_steps: int = 50,
     grid_len = int(original_steps * strength)
     if grid_len < steps:
         raise ScheduleError(
-            f"strength {strength:g} leaves only {grid_len} of the {original_steps} distillation steps, fewer than "
-            f"steps={steps}. Use strength ≥ {lowest_strength(steps, original_steps):g} for {steps} steps, "
-            f"or fewer steps.")
+            f"strength {strength:g} leaves only {grid_len} of the model's {original_steps} distillation steps "
+            f"(original_inference_steps: the grid LCM samples from), fewer than steps={steps}. Use strength ≥ "
+            f"{lowest_strength(steps, original_steps):g} for {steps} steps, or fewer steps.")
 
 
 def distillation_grid(original_steps: int = 50, num_train_timesteps: int = 1000) -> list[int]:

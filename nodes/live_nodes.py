@@ -9,7 +9,7 @@ import time
 
 import comfy.model_management
 
-from . import compat, live
+from . import compat, live, status
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/live"
@@ -66,7 +66,7 @@ class LivePreview:
             server.send_sync(live.FRAME_EVENT, info, client_id)
             server.send_sync(compat.preview_image_event(), live.preview_payload(encoded, format), client_id)
         if client_id is None and server is not None:
-            log.info("Live Preview: the prompt was queued without a client_id; no frame sent")
+            log.info("%s Live Preview: the prompt was queued without a client_id; no frame sent", status.LOG_PREFIX)
         return {"ui": {"lcm_kit_live": frames}}
 
 

@@ -225,8 +225,8 @@ def apply_lora(model, clip, lora_name: str, strength_model: float, strength_clip
     notes = [alpha_note] if alpha_note else []
     if unmatched:
         notes.append(f"{len(unmatched)} of its layers match nothing in this model (e.g. {unmatched[0]})")
-        log.warning("LCM Kit: %s: %d of %d LoRA layers match nothing in this model and were not applied, "
-                    "e.g. %s", lora_name, len(unmatched), len(wanted), ", ".join(unmatched[:3]))
+        log.warning("%s %s: %d of %d LoRA layers match nothing in this model and were not applied, "
+                    "e.g. %s", status.LOG_PREFIX, lora_name, len(unmatched), len(wanted), ", ".join(unmatched[:3]))
     if skipped_te and clip is None:
         notes.append(f"text-encoder part ({skipped_te} layers) skipped: no CLIP connected")
     applied.note = "; ".join(notes)
@@ -305,7 +305,8 @@ def find_lcm_lora(model, files: dict[str, str]) -> str:
                          f"for SDXL) or pick the file in lora_name.")
     best = max(ranked, key=lambda r: r[0])   # max() keeps the first (by name) of equal scores
     others = [n for _, n in ranked if n != best[1]]
-    log.info("LCM Kit: lora_name auto picked %s%s", best[1], f" (also fitting: {', '.join(others)})" if others else "")
+    log.info("%s lora_name auto picked %s%s", status.LOG_PREFIX, best[1],
+             f" (also fitting: {', '.join(others)})" if others else "")
     return best[1]
 
 
@@ -342,16 +343,22 @@ def normalize_stack(stack) -> list[tuple[str, float, float]]:
     return out
 
 
-def validate_lora_names(*names) -> bool | str:
-    """VALIDATE_INPUTS: a saved workflow naming a LoRA this user lacks gets a message that names the file
-    and the folder to put it in (core's own check only says "value not in list")."""
-    for name in names:
-        if name in (AUTO, NONE, None):
-            continue
-        try:
-            lora_path(name)
-        except ValueError as e:
-            return str(e)
+def validate_lora_name(name) -> bool | str:
+    """VALIDATE_INPUTS: a saved workflow naming a LoRA this user lacks (or one deleted since the page loaded its
+    list) gets a message that names the file and the folder to put it in (core's own check only says "value not
+    in list"). auto and None are always valid; a value from a link (None here) is checked at run time."""
+    if name in (AUTO, NONE, None):
+        return True
+    inside = isinstance(name, str) and not os.path.isabs(name) and not name.startswith(("/", "\\")) \
+        and ".." not in name.replace("\\", "/").split("/")
+    if inside and folder_paths.get_full_path("loras", name) is None:
+        return (f"LoRA {name!r} is not on disk in the loras folder ({_loras_folders()}): missing, or moved or "
+                f"deleted after the page listed it. Put the file there, or press R to refresh the lists and pick "
+                f"another.")
+    try:
+        lora_path(name)
+    except ValueError as e:
+        return str(e)
     return True
 
 
@@ -404,8 +411,8 @@ class LCMLoraLoader:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, lora_name):
-        return validate_lora_names(lora_name)
+    def VALIDATE_INPUTS(cls, lora_name=None):
+        return validate_lora_name(lora_name)
 
     def load(self, model, lora_name, strength, clip=None, original_inference_steps=50):
         strength = finite_number(strength, "strength")
@@ -421,7 +428,7 @@ class LCMLoraLoader:
         if path.lower().endswith((".safetensors", ".sft")) and not lora_files.inspect_file(path).looks_like_lcm_lora:
             applied.note = "; ".join(filter(None, [applied.note, "this file does not look like an LCM-LoRA (no "
                                                    "ResNet conv layers or rank < 8): use the LoRA Stack for style LoRAs"]))
-            log.warning("LCM Kit: %s does not look like an LCM-LoRA; applied anyway", name)
+            log.warning("%s %s does not look like an LCM-LoRA; applied anyway", status.LOG_PREFIX, name)
         lcm_model = patch_lcm_sampling(new_model, original_inference_steps)
         return _ui([("auto: " if lora_name == AUTO else "") + applied.line()], (lcm_model, new_clip))
 
@@ -452,9 +459,10 @@ class LCMLoraStack:
             "lora_stack": ("LORA_STACK", {"tooltip": "Chain stacks: an incoming LORA_STACK (from any pack) goes first."}),
         }}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, lora_name_1, lora_name_2, lora_name_3, lora_name_4):
-        return validate_lora_names(lora_name_1, lora_name_2, lora_name_3, lora_name_4)
+    # No VALIDATE_INPUTS here on purpose: ComfyUI repeats a VALIDATE_INPUTS failure once per argument it takes
+    # (execution.validate_inputs), so one missing row would be reported four times, rows set to None included.
+    # Core's own list check names exactly the row whose file is not in the loras folder; Apply LoRA Stack says
+    # at run time which file is missing and where it belongs.
 
     def stack(self, lora_stack=None, **rows):
         out = normalize_stack(lora_stack)

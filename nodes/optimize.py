@@ -32,7 +32,7 @@ import comfy.model_management
 import comfy.patcher_extension
 import comfy.utils
 
-from . import compat
+from . import compat, status
 
 log = logging.getLogger("lcm_kit")
 
@@ -234,10 +234,10 @@ class CompileWrapper:
         self.active = index
         used = self.chain[index]
         reasons = "; ".join(f"{s.describe()} failed: {_explain(e)}" for s, e in failed)
-        message = (f"LCM Kit Compile: {reasons}. Using {used if used == EAGER else used.describe()} instead; "
+        message = (f"Compile Model: {reasons}. Using {used if used == EAGER else used.describe()} instead; "
                    "the graph goes on.")
         self.failures.append(message)
-        log.warning(message)
+        log.warning("%s %s", status.LOG_PREFIX, message)
 
 
 # --------------------------------------------------------------------------------------------------

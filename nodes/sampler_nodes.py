@@ -21,18 +21,21 @@ SAMPLERS = ["lcm", "tcd"]
 def _steps_input():
     return ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
                     "Denoising steps. 4 is the sweet spot for LCM; 2 for interactive drafting, 8 for final "
-                    "output, 1 only for previews."})
+                    "output, 1 only for previews. Ignored when steps_preset is not \"custom (use steps)\": the "
+                    "preset's step count is used instead."})
 
 
 def _strength_input():
     return ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
                       "img2img strength: 1.0 = text-to-image (start from noise). 0.3-0.5 keeps close to the "
                       "input image, 0.7-0.9 lets the model reimagine it. Needs strength × original_inference_steps "
-                      "≥ steps."})
+                      "≥ steps (0.08 for 4 steps at 50); a lower value is rejected when you queue."})
 
 
-def original_steps_input(tooltip: str = "The step grid the LCM was distilled on. 50 for every published LCM and "
-                                        "LCM-LoRA; change only for a model distilled otherwise."):
+def original_steps_input(tooltip: str = "Distillation steps: an LCM is trained to jump between the points of a "
+                                        "fixed grid of this many steps (its teacher's schedule), and sampling picks "
+                                        "its steps from that grid. 50 for every published LCM and LCM-LoRA; change "
+                                        "only for a model distilled on another grid."):
     return ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": tooltip})
 
 
@@ -46,6 +49,24 @@ def _sampler_inputs():
                             "TCD only: stochasticity. 0 = deterministic, more detail; higher = smoother; 0.3 is "
                             "TCD's default. Ignored by lcm."}),
     }
+
+
+def validate_schedule(steps, strength, original_inference_steps, steps_preset=None) -> bool | str:
+    """VALIDATE_INPUTS: a schedule the widget values cannot give (strength too low for the steps, steps above
+    original_inference_steps) is refused when the prompt is queued, before any model loads. Values that come
+    from a link are not known yet (None) and are checked at run time."""
+    if steps_preset is not None and steps_preset not in lcm_math.STEP_PRESETS:
+        return f"steps_preset {steps_preset!r} is not a preset; pick one of: {', '.join(lcm_math.STEP_PRESETS)}."
+    preset_steps = lcm_math.STEP_PRESETS.get(steps_preset)
+    if preset_steps:
+        steps = preset_steps
+    if None in (steps, strength, original_inference_steps):
+        return True
+    try:
+        lcm_math.lcm_timesteps(int(steps), float(strength), int(original_inference_steps))
+    except lcm_math.ScheduleError as e:
+        return (f"steps_preset {steps_preset!r} sets steps to {preset_steps}: " if preset_steps else "") + str(e)
+    return True
 
 
 class LCMSampler:
@@ -76,9 +97,13 @@ class LCMSampler:
             **_sampler_inputs(),
             "original_inference_steps": original_steps_input(),
             "steps_preset": (list(lcm_math.STEP_PRESETS), {"default": "custom (use steps)", "tooltip":
-                             "The tutorial's quality-vs-speed table; anything but custom overrides steps: preview "
-                             "1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
+                             "Quality vs. speed: anything but \"custom (use steps)\" overrides the steps widget: "
+                             "preview 1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, steps_preset=None):
+        return validate_schedule(steps, strength, original_inference_steps, steps_preset)
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, strength, sampler, gamma,
                original_inference_steps, steps_preset="custom (use steps)"):
@@ -125,6 +150,10 @@ class LCMScheduler:
             "strength": _strength_input(),
             "original_inference_steps": original_steps_input(),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None):
+        return validate_schedule(steps, strength, original_inference_steps)
 
     def get_sigmas(self, model, steps, strength, original_inference_steps):
         sigmas = lcm_sigmas(model, steps, strength, original_inference_steps)

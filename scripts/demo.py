@@ -1,5 +1,5 @@
 """`make demo`: start ComfyUI (test bed or COMFYUI_DIR) with the pack, run the LCM example workflow
-(example_workflows/lcm_lora_sd15_txt2img.json) through the HTTP API at the tutorial's 1 / 2 / 4 / 8 steps,
+(example_workflows/"1. LCM-LoRA text-to-image (SD1.5).json") through the HTTP API at the tutorial's 1 / 2 / 4 / 8 steps,
 write the PNGs and print a timing table.
 
 By default it runs on the tiny generated SD1.5 model (random weights: the images are noise-like
@@ -33,7 +33,7 @@ OUT = REPO / "demo-output"
 STEPS = (1, 2, 4, 8)
 
 
-EXAMPLE = REPO / "example_workflows" / "lcm_lora_sd15_txt2img.json"
+EXAMPLE = REPO / "example_workflows" / "1. LCM-LoRA text-to-image (SD1.5).json"
 PUBLIC_CKPT, PUBLIC_LORA = "v1-5-pruned-emaonly.safetensors", "lcm-lora-sdv1-5.safetensors"
 
 

@@ -2,12 +2,16 @@
 descriptions below, with widget order taken from the node classes themselves, so the files always match
 the nodes. `make examples` regenerates them; the tests load and run every file.
 
-Model names are the common public file names; the tests link them to the tiny models.
+Model names are the common public file names; the tests link them to the tiny models. Each loader node lists its
+file's download and folder (`properties.models`); layouts are folded into two rows to fit a 1600 x 1000 window. It
+also writes locales/en/nodeDefs.json (display names); scripts/example_thumbnails.py draws the pictures.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +35,65 @@ SD15_CONTROLNET = "control_v11p_sd15_canny.safetensors"
 LCM_DREAMSHAPER = "LCM_Dreamshaper_v7_4k.safetensors"
 PROMPT = "a photo of a red fox in a snowy forest, golden hour, highly detailed"
 
+# Where each public file comes from and which models folder it goes in: the frontend's missing-models dialog reads
+# these from a loader node's `properties.models` when its widget names the file (frontend 1.32 and 1.58 alike). The
+# download URL is the file itself (the dialog downloads it under `name`); its repository page is the URL minus
+# "/resolve/main/…".
+MODEL_SOURCES = {
+    SD15_CKPT: ("checkpoints", "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+                               "v1-5-pruned-emaonly.safetensors"),
+    SD15_LCM_LORA: ("loras", "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5/resolve/main/"
+                             "pytorch_lora_weights.safetensors"),
+    SDXL_CKPT: ("checkpoints", "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
+                               "sd_xl_base_1.0.safetensors"),
+    SDXL_LCM_LORA: ("loras", "https://huggingface.co/latent-consistency/lcm-lora-sdxl/resolve/main/"
+                             "pytorch_lora_weights.safetensors"),
+    SDXL_STYLE_LORA: ("loras", "https://huggingface.co/nerijs/pixel-art-xl/resolve/main/pixel-art-xl.safetensors"),
+    SD15_CONTROLNET: ("controlnet", "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/"
+                                    "main/control_v11p_sd15_canny_fp16.safetensors"),
+    LCM_DREAMSHAPER: ("checkpoints", "https://huggingface.co/SimianLuo/LCM_Dreamshaper_v7/resolve/main/"
+                                     "LCM_Dreamshaper_v7_4k.safetensors"),
+}
+
+# Layout: nodes in columns by depth, the columns folded into two rows, so that a 1600 x 1000 window shows the whole
+# graph at 80 % zoom or more (the frontend draws no widget text below ~60 %). Sizes are graph units.
+WINDOW = (1600, 1000)
+# What frontend 1.32's menus leave of that window to the graph (x0, y0, x1, y1: the banner, tabs and Run bar above,
+# the sidebar left), and the minimap's corner, which no node may sit under.
+CANVAS = (70, 140, 1580, 990)
+MINIMAP = (1330, 740, 1600, 1000)
+MIN_SCALE = 0.8
+GAP, ROW_GAP = 30, 50
+TITLE_HEIGHT = 30                   # the frontend draws a node's title bar above its pos
+NOTE_HEIGHT = 110
+SIZES = {"CLIPTextEncode": (400, 150),    # room for the prompt text box
+         "LCMKitLivePreview": (420, 470)}  # room for the frame
+
+
+def model_entries(values) -> list[dict]:
+    """`properties.models` of a node: the public files its widget values name."""
+    return [{"name": v, "url": MODEL_SOURCES[v][1], "directory": MODEL_SOURCES[v][0]}
+            for v in values if isinstance(v, str) and v in MODEL_SOURCES]
+
+
+def view_for(bounds: tuple[float, float, float, float]) -> dict:
+    """extra.ds (the view the frontend restores on load) that shows `bounds` whole in CANVAS, as large as fits up
+    to 100 %."""
+    x0, y0, x1, y1 = bounds
+    cx0, cy0, cx1, cy1 = CANVAS
+    scale = round(min(1.0, (cx1 - cx0) / (x1 - x0), (cy1 - cy0) / (y1 - y0)) - 0.0005, 3)
+    return {"scale": scale, "offset": [round(cx0 / scale - x0, 1), round(cy0 / scale - y0, 1)]}
+
+
+def on_screen(rect, ds: dict) -> tuple[float, float, float, float]:
+    """Where a graph rectangle (x0, y0, x1, y1) lands in the window under the view `ds`."""
+    (ox, oy), k = ds["offset"], ds["scale"]
+    return ((rect[0] + ox) * k, (rect[1] + oy) * k, (rect[2] + ox) * k, (rect[3] + oy) * k)
+
+
+def overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
 
 class Out:
     def __init__(self, node: "Node", slot: int):
@@ -38,8 +101,10 @@ class Out:
 
 
 class Node:
-    def __init__(self, wf: "Workflow", nid: int, type_: str, info: dict, values: dict, links: dict):
+    def __init__(self, wf: "Workflow", nid: int, type_: str, info: dict, values: dict, links: dict,
+                 title: str | None = None):
         self.wf, self.id, self.type, self.info, self.values, self.links = wf, nid, type_, info, values, links
+        self.title = title
         self.link_ids: dict[str, int] = {}
 
     def __getitem__(self, slot: int) -> Out:
@@ -55,13 +120,14 @@ class Workflow:
         self.classes = nodes.NODE_CLASS_MAPPINGS
         self.nodes: list[Node] = []
         self.note = note
+        self.aside: Node | None = None   # a node shown right of both rows (the live frame), not in a column
 
     def info(self, type_: str) -> dict:
         cls = self.classes[type_]
         return {"input": cls.INPUT_TYPES(), "output": list(cls.RETURN_TYPES),
                 "output_name": list(getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES)}
 
-    def node(self, type_: str, **kw) -> Node:
+    def node(self, type_: str, title: str | None = None, **kw) -> Node:
         info = self.info(type_)
         links = {k: v for k, v in kw.items() if isinstance(v, Out)}
         values = {k: v for k, v in kw.items() if not isinstance(v, Out)}
@@ -69,7 +135,7 @@ class Workflow:
         unknown = set(kw) - known
         if unknown:
             raise KeyError(f"{type_} has no input(s) {sorted(unknown)}")
-        n = Node(self, len(self.nodes) + 1, type_, info, values, links)
+        n = Node(self, len(self.nodes) + 1, type_, info, values, links, title)
         self.nodes.append(n)
         return n
 
@@ -82,12 +148,9 @@ class Workflow:
                 link_rows.append([lid, out.node.id, out.slot, n.id, None, kind])
                 consumers.setdefault((out.node.id, out.slot), []).append(lid)
                 n.link_ids[name] = lid
-        columns: dict[int, int] = {}
         ui_nodes = []
         note_id = len(self.nodes) + 1
         for order, n in enumerate(sorted(self.nodes, key=lambda x: (x.depth(), x.id))):
-            col = n.depth()
-            y = columns.get(col, 80)
             widgets, inputs = [], []
             for name, kind, opts in input_specs(n.info):
                 if name in n.link_ids:
@@ -114,17 +177,84 @@ class Workflow:
                 link_rows[slot["link"] - 1][4] = i
             outputs = [{"name": name, "type": kind, "links": consumers.get((n.id, i), []), "slot_index": i}
                        for i, (name, kind) in enumerate(zip(n.info["output_name"], n.info["output"]))]
-            height = 46 + 26 * (len(widgets) + max(len(inputs), len(outputs)))
+            size = list(SIZES.get(n.type, (320, 40 + 24 * (len(widgets) + max(len(inputs), len(outputs))))))
+            properties = {"Node name for S&R": n.type}
+            if model_entries(widgets):
+                properties["models"] = model_entries(widgets)
             ui_nodes.append({
-                "id": n.id, "type": n.type, "pos": [40 + 360 * col, y], "size": [320, height], "flags": {},
-                "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
-                "properties": {"Node name for S&R": n.type}, "widgets_values": widgets})
-            columns[col] = y + height + 60
-        ui_nodes.append({"id": note_id, "type": "Note", "pos": [40, -260], "size": [700, 220], "flags": {},
-                         "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
-                         "widgets_values": [self.note], "color": "#432", "bgcolor": "#653"})
-        return {"last_node_id": note_id, "last_link_id": len(link_rows), "nodes": ui_nodes, "links": link_rows,
-                "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [60, 320]}}, "version": 0.4}
+                "id": n.id, "type": n.type, **({"title": n.title} if n.title else {}), "pos": [0, 0],
+                "size": size, "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": properties, "widgets_values": widgets})
+        note = {"id": note_id, "type": "Note", "pos": [0, 0], "size": [700, NOTE_HEIGHT], "flags": {},
+                "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                "widgets_values": [self.note], "color": "#432", "bgcolor": "#653"}
+        bounds = self.place(ui_nodes, note)
+        return {"last_node_id": note_id, "last_link_id": len(link_rows), "nodes": ui_nodes + [note],
+                "links": link_rows, "groups": [], "config": {}, "extra": {"ds": view_for(bounds)}, "version": 0.4}
+
+    def columns(self) -> dict[int, int]:
+        """{node id: column}: a node's column is its depth, except that a node without inputs (loader, empty
+        latent) sits just left of its first consumer, so tall columns do not pile up on the left."""
+        col = {n.id: n.depth() for n in self.nodes}
+        for n in self.nodes:
+            if not n.links:
+                consumers = [c for c in self.nodes if any(o.node is n for o in c.links.values())]
+                if consumers:
+                    col[n.id] = min(col[c.id] for c in consumers) - 1
+        return col
+
+    def place(self, ui_nodes: list[dict], note: dict) -> tuple[int, int, int, int]:
+        """Sets each node's pos: columns left to right, folded into a second row after `split` columns (left to
+        right again), the Note above; of all splits the one the window shows largest. Returns the bounding box."""
+        col = self.columns()
+        aside = next((n for n in ui_nodes if self.aside is not None and n["id"] == self.aside.id), None)
+        ncols = max(c for i, c in col.items() if aside is None or i != aside["id"]) + 1
+        by_col: dict[int, list[dict]] = {}
+        for node in sorted(ui_nodes, key=lambda n: n["id"]):
+            if node is not aside:
+                by_col.setdefault(col[node["id"]], []).append(node)
+        width = {c: max(n["size"][0] for n in nodes) for c, nodes in by_col.items()}
+        height = {c: sum(n["size"][1] + GAP + TITLE_HEIGHT for n in nodes) - GAP - TITLE_HEIGHT
+                  for c, nodes in by_col.items()}
+
+        def layout(split):
+            pos, y, right = {}, NOTE_HEIGHT + GAP + TITLE_HEIGHT, 0
+            for row in ([c for c in range(split)], [c for c in range(split, ncols)]):
+                if not row:
+                    continue
+                x = 0
+                for c in row:
+                    cy = y
+                    for node in by_col.get(c, []):
+                        pos[node["id"]] = [x, cy]
+                        cy += node["size"][1] + GAP + TITLE_HEIGHT
+                    x += width.get(c, 0) + GAP
+                right = max(right, x - GAP)
+                y += max(height.get(c, 0) for c in row) + ROW_GAP + TITLE_HEIGHT
+            bottom = y - ROW_GAP - TITLE_HEIGHT
+            if aside is not None:
+                pos[aside["id"]] = [right + GAP, NOTE_HEIGHT + GAP + TITLE_HEIGHT]
+                right += GAP + aside["size"][0]
+                bottom = max(bottom, pos[aside["id"]][1] + aside["size"][1])
+            return pos, (0, -TITLE_HEIGHT, max(right, note["size"][0]), bottom)
+
+        def score(candidate):
+            pos, bounds = candidate
+            ds = view_for(bounds)
+            rects = [(x, y - TITLE_HEIGHT, x + n["size"][0], y + n["size"][1])
+                     for n in ui_nodes for x, y in [pos[n["id"]]]]
+            hidden = any(overlaps(on_screen(r, ds), MINIMAP) for r in rects)
+            return (not hidden, ds["scale"])
+
+        best = max((layout(split) for split in range(1, ncols + 1)), key=score)
+        if score(best) < (True, MIN_SCALE):
+            raise ValueError(f"{self.note[:40]!r}: no layout shows the graph in a {WINDOW} window at "
+                             f"{MIN_SCALE:.0%} zoom or more, clear of the minimap (best: {score(best)})")
+        pos, bounds = best
+        for node in ui_nodes:
+            node["pos"] = pos[node["id"]]
+        note["size"][0] = max(700, min(1100, bounds[2]))
+        return bounds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,8 +262,8 @@ class Workflow:
 # --------------------------------------------------------------------------------------------------
 
 def prompt_pair(w: Workflow, clip: Out, text: str = PROMPT):
-    pos = w.node("CLIPTextEncode", text=text, clip=clip)
-    neg = w.node("CLIPTextEncode", text="", clip=clip)
+    pos = w.node("CLIPTextEncode", title="Positive prompt", text=text, clip=clip)
+    neg = w.node("CLIPTextEncode", title="Negative prompt", text="", clip=clip)
     return pos, neg
 
 
@@ -169,9 +299,9 @@ def sd15_txt2img() -> Workflow:
 
 def sdxl_768() -> Workflow:
     return lora_txt2img(
-        "LCM-LoRA text-to-image, SDXL at 768x768, 4 steps.\n\nThe tutorial's advice: LCM-LoRA for SDXL "
-        "can show grid-like artifacts at 1024x1024 - generate at 768x768 and upscale, or raise steps to "
-        "6-8 for full resolution. Works the same with SSD-1B.", SDXL_CKPT, SDXL_LCM_LORA, 768, 7, "lcm_sdxl")
+        "LCM-LoRA text-to-image, SDXL at 768x768, 4 steps.\n\nLCM-LoRA for SDXL can show grid-like "
+        "artifacts at 1024x1024: generate at 768x768 and upscale, or raise steps to 6-8 for full resolution. "
+        "Works the same with SSD-1B.", SDXL_CKPT, SDXL_LCM_LORA, 768, 7, "lcm_sdxl")
 
 
 def style_stack() -> Workflow:
@@ -193,8 +323,8 @@ def style_stack() -> Workflow:
 
 def img2img() -> Workflow:
     w = Workflow("LCM img2img by strength.\n\nstrength 0.3-0.5 keeps close to the input image, 0.7-0.9 lets the "
-                 "model reimagine it. strength x 50 must be at least steps (the node says the lowest strength "
-                 "that works).")
+                 "model reimagine it. strength x original_inference_steps (50) must be at least steps: a lower "
+                 "strength is refused when you queue, with the lowest that works.")
     ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     lora = lcm_lora(w, ckpt, SD15_LCM_LORA)
     pos, neg = prompt_pair(w, lora[1], "a watercolor painting of a mountain lake")
@@ -243,7 +373,7 @@ def sampler_custom_advanced() -> Workflow:
 
 
 def full_lcm_checkpoint() -> Workflow:
-    w = Workflow("A full LCM checkpoint (LCM_Dreamshaper_v7, the tutorial's first example), 4 steps.\n\nThe model "
+    w = Workflow("A full LCM checkpoint (LCM_Dreamshaper_v7, released by the LCM authors), 4 steps.\n\nThe model "
                  "was distilled with a guidance embedding: the LCM Checkpoint Loader keeps it (core's Load "
                  "Checkpoint drops it) and guidance (8.0 here, trained range 3-15) steers it without a second "
                  "model pass - so the LCM Sampler's cfg stays at 1.0.")
@@ -256,21 +386,57 @@ def full_lcm_checkpoint() -> Workflow:
     return w
 
 
+def live() -> Workflow:
+    """Live mode. Node ids are kept (tests/test_live.py types into node 3 and clicks live on node 8)."""
+    w = Workflow('Live mode: the image follows the prompt as you type.\n\n'
+                 "Click 'live' on the Live Preview node, then type in 'Prompt (type here)' or change any widget: "
+                 'after a 150 ms pause (setting LCM Kit > Live > Debounce) the graph is queued again up to Live '
+                 'Preview, the stale run is interrupted, and the newest frame is shown with FPS and latency. Keep '
+                 "it fast: LCM-LoRA, 1-2 steps (steps_preset draft), a small size. Click 'live' again to stop.")
+    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    lora = w.node("LCMKitLoraLoader", title="LCM-LoRA", model=ckpt[0], clip=ckpt[1], lora_name=SD15_LCM_LORA,
+                  strength=1.0)
+    pos = w.node("CLIPTextEncode", title="Prompt (type here)", text="a watercolor fox in a snowy forest", clip=lora[1])
+    neg = w.node("CLIPTextEncode", title="Negative prompt", text="", clip=lora[1])
+    latent = w.node("EmptyLatentImage", width=512, height=512, batch_size=1)
+    s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=latent[0], seed=7,
+               steps=2, cfg=1.0, steps_preset="draft: 2 steps")
+    dec = w.node("VAEDecode", samples=s[0], vae=ckpt[2])
+    w.aside = w.node("LCMKitLivePreview", images=dec[0], format="JPEG", max_size=512)
+    return w
+
+
+# File name = the title the template browser shows (frontends 1.32-1.58 show a pack's template by its file name and
+# look up no translation for it); the number gives the order wherever the list is sorted by name.
 EXAMPLES = {
-    "lcm_lora_sd15_txt2img": sd15_txt2img,
-    "lcm_lora_sdxl_768": sdxl_768,
-    "lcm_lora_style_stack": style_stack,
-    "lcm_img2img": img2img,
-    "lcm_controlnet": controlnet,
-    "lcm_sampler_custom_advanced": sampler_custom_advanced,
-    "lcm_full_checkpoint": full_lcm_checkpoint,
+    "1. LCM-LoRA text-to-image (SD1.5)": sd15_txt2img,
+    "2. LCM-LoRA text-to-image (SDXL, 768px)": sdxl_768,
+    "3. LCM-LoRA with a style LoRA stack (SDXL)": style_stack,
+    "4. img2img by strength (SD1.5)": img2img,
+    "5. ControlNet Canny (SD1.5)": controlnet,
+    "6. Full LCM checkpoint with guidance (Dreamshaper v7)": full_lcm_checkpoint,
+    "7. SamplerCustomAdvanced with LCM sigmas": sampler_custom_advanced,
+    "8. Live mode (the image follows the prompt as you type)": live,
 }
 
 
+def write_locales() -> Path:
+    """locales/en/nodeDefs.json: each node's display name, which ComfyUI serves to the frontend
+    (/api/i18n). Frontend 1.32 names a node by `nodeDefs.<id>.display_name` where a saved workflow stores no
+    title (the progress overlay's "Current node"); without it the user sees the node id."""
+    pack = comfy_env.pack_module()
+    defs = {node_id: {"display_name": pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]}
+            for node_id in sorted(pack.NODE_CLASS_MAPPINGS)}
+    path = REPO / "locales" / "en" / "nodeDefs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(defs, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
 def main() -> int:
-    import os
-    testbed = Path(os.environ.get("LCM_KIT_TESTBED", REPO / ".testbed"))
-    base = testbed / "examples-base"
+    # A base directory of its own: custom_nodes/lcm-kit must link to this checkout, not to one an earlier run
+    # (another worktree sharing .testbed/) linked.
+    base = Path(tempfile.mkdtemp(prefix="lcm-kit-examples-"))
     comfy_env.make_base_dir(base, {})
     comfy_env.bootstrap(base)
     OUT.mkdir(exist_ok=True)
@@ -278,6 +444,11 @@ def main() -> int:
         path = OUT / f"{name}.json"
         path.write_text(json.dumps(build().to_json(), indent=1) + "\n")
         print(f"wrote {path.relative_to(REPO)}")
+    for path in sorted(OUT.glob("*.json")):
+        if path.stem not in EXAMPLES:
+            print(f"note: {path.relative_to(REPO)} is not generated here (no entry in EXAMPLES)")
+    print(f"wrote {write_locales().relative_to(REPO)}")
+    shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -7,6 +7,7 @@ Latent sizes are capped at 128² (SDXL 256²) to keep CPU time low; nothing else
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -95,8 +96,43 @@ def test_examples_are_listed_as_templates(server):
     listed = server.get("/api/workflow_templates")
     assert sorted(listed.get("lcm-kit", [])) == sorted(p.stem for p in EXAMPLES)
     first = EXAMPLES[0]
-    served = server.get(f"/api/workflow_templates/lcm-kit/{first.name}")
+    served = server.get(f"/api/workflow_templates/lcm-kit/{urllib.parse.quote(first.name)}")
     assert served == json.loads(first.read_text())
+    thumbnail = server.get(f"/api/workflow_templates/lcm-kit/{urllib.parse.quote(first.stem)}.jpg")
+    assert thumbnail == first.with_suffix(".jpg").read_bytes()
+
+
+def test_the_starter_comes_first_by_name():
+    """The template browser shows a pack's examples by file name (frontends 1.32-1.58): the names are titles,
+    numbered so that sorting by name puts the SD1.5 starter first."""
+    assert EXAMPLES[0].stem == "1. LCM-LoRA text-to-image (SD1.5)"
+    assert [p.stem.split(".")[0] for p in EXAMPLES] == [str(i) for i in range(1, len(EXAMPLES) + 1)]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_has_a_square_thumbnail(path):
+    with Image.open(path.with_suffix(".jpg")) as image:
+        assert image.format == "JPEG" and image.size[0] == image.size[1] >= 256
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_model_file_an_example_names_says_where_to_get_it(path):
+    """The frontend's missing-models dialog offers each file a loader node lists in `properties.models` (when its
+    widget names it): the public file name, a download URL on Hugging Face and the models folder."""
+    for node in json.loads(path.read_text())["nodes"]:
+        files = [v for v in node.get("widgets_values") or [] if isinstance(v, str) and v.endswith(".safetensors")]
+        entries = {m["name"]: m for m in node.get("properties", {}).get("models", [])}
+        assert set(files) == set(entries), (node["type"], files, entries)
+        for name, entry in entries.items():
+            assert entry["url"].startswith("https://huggingface.co/") and "/resolve/main/" in entry["url"]
+            assert entry["directory"] in ("checkpoints", "loras", "controlnet")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_prompt_nodes_are_titled_and_notes_name_their_sources(path):
+    nodes = json.loads(path.read_text())["nodes"]
+    assert all(n.get("title") for n in nodes if n["type"] == "CLIPTextEncode")
+    assert "tutorial" not in json.dumps(nodes)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -108,7 +144,7 @@ def test_every_example_explains_itself_in_a_note(path):
 def test_missing_model_file_names_the_file_and_its_folder(server, public_models):
     """A shared workflow naming a LoRA this user lacks: the validation message says which file and where."""
     import urllib.error
-    workflow = json.loads((REPO / "example_workflows" / "lcm_lora_sd15_txt2img.json").read_text())
+    workflow = json.loads(EXAMPLES[0].read_text())
     prompt = ui_to_api(workflow, server.get("/object_info"))
     loader = next(n for n in prompt.values() if n["class_type"] == "LCMKitLoraLoader")
     loader["inputs"]["lora_name"] = "lcm-lora-missing.safetensors"

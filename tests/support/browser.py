@@ -15,7 +15,7 @@ CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
 # The flags this machine needs: no sandbox as root, no GPU, and no background traffic to the network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LIVE_WORKFLOW = REPO / "example_workflows" / "lcm_live.json"
+LIVE_WORKFLOW = REPO / "example_workflows" / "8. Live mode (the image follows the prompt as you type).json"
 # The public model names the example workflow uses, served by the tiny test models.
 PUBLIC_MODEL_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",

@@ -114,11 +114,10 @@ def compile_guard_filter(guard_entries) -> list[bool]:
 
 
 def torch_has_guard_filter() -> bool:
-    """Whether this torch's torch.compile takes options={"guard_filter_fn": ...} (torch 2.8 and newer)."""
-    import inspect
-
-    import torch._dynamo
-    return "guard_filter_fn" in inspect.signature(torch._dynamo.optimize).parameters
+    """Whether this torch's torch.compile takes options={"guard_filter_fn": ...}: torch 2.8 and newer, which ship
+    the ready-made guard filters of torch.compiler (an older torch would hand the option to inductor, which
+    rejects it)."""
+    return hasattr(torch.compiler, "skip_guard_on_inbuilt_nn_modules_unsafe")
 
 
 def fallback_chain(settings: CompileSettings) -> list:

@@ -7,7 +7,7 @@
 # The device has Python 3.12 with torch, transformers, safetensors, ... but none of ComfyUI's own requirements
 # (comfy-aimdo, comfy-kitchen, av, torchsde, alembic, ...), no diffusers (the bench's reference) and no network.
 # `prepare` installs those wheels (py3.12, manylinux, no deps) into .gpu/site, drops comfy-kitchen's AMD (HIP)
-# backend, and packs the folder as .gpu/site.tar.xz (about 45 MB; a call carries 64 MiB at most) beside the ComfyUI
+# backend, diffusers' pipelines (unused: the bench needs its UNet and schedulers) and bytecode, and packs the folder as .gpu/site.tar.xz (54 MB, with the 7 MB ComfyUI tarball 58 MiB: a call carries 64 MiB at most) beside the ComfyUI
 # tarball; .gpu/ is ignored by git (.git/info/exclude). `run` unpacks both and writes gpu_checks.json,
 # bench_full.json and their logs to $OUT.
 set -euo pipefail
@@ -21,11 +21,12 @@ prepare)
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
     rm -rf .gpu && mkdir -p .gpu
     cp ../shared/comfyui/ComfyUI-0.33.0-*.tar.gz .gpu/
-    python3 -m pip install -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    python3 -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --target .gpu/site "${WHEELS[@]}"
-    rm -rf .gpu/site/comfy_kitchen/backends/hip .gpu/site/bin
-    (cd .gpu && tar cf - site | xz -T0 -6 > site.tar.xz && rm -rf site)
+    rm -rf .gpu/site/comfy_kitchen/backends/hip .gpu/site/bin .gpu/site/diffusers/pipelines
+    find .gpu/site -name __pycache__ -prune -exec rm -rf {} +
+    (cd .gpu && tar cf - site | xz -T0 -9 > site.tar.xz && rm -rf site)
     du -sh .gpu
     echo "now: device run with carry [\".gpu\"] and command: bash scripts/gpu_checks.sh run"
     ;;

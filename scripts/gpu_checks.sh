@@ -6,10 +6,11 @@
 #
 # The device has Python 3.12 with torch, transformers, safetensors, ... but none of ComfyUI's own requirements
 # (comfy-aimdo, comfy-kitchen, av, torchsde, alembic, ...), no diffusers (the bench's reference) and no network.
-# `prepare` installs those wheels (py3.12, manylinux, no deps) into .gpu/site, drops comfy-kitchen's AMD (HIP)
-# backend, diffusers' pipelines (unused: the bench needs its UNet and schedulers) and bytecode, and packs the folder as .gpu/site.tar.xz (54 MB, with the 7 MB ComfyUI tarball 58 MiB: a call carries 64 MiB at most) beside the ComfyUI
-# tarball; .gpu/ is ignored by git (.git/info/exclude). `run` unpacks both and writes gpu_checks.json,
-# bench_full.json and their logs to $OUT.
+# `prepare` installs those wheels (py3.12, manylinux, no deps) into .gpu/site without bytecode, drops
+# comfy-kitchen's AMD (HIP) backend and diffusers' pipelines (the bench needs only its UNet and schedulers), and packs
+# the folder as .gpu/site.tar.xz: 54 MB, 58 MiB with the ComfyUI tarball beside it (a call carries 64 MiB at most).
+# .gpu/ is ignored by git (.git/info/exclude). `run` unpacks both and writes gpu_checks.json, bench_full.json and
+# their logs to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ComfyUI 0.33's hard imports the device lacks (kornia, spandrel: optional nodes, left out for size) + diffusers.

@@ -14,7 +14,7 @@ const CHAR_WIDTH = 6.5;        // at 12px sans-serif: to estimate wrapped lines 
 const STYLE_ID = "lcm-kit-style";
 
 const CSS = `
-.lcm-kit-panel { box-sizing: border-box; width: 100%; font: 12px/16px sans-serif; color: #ddd;
+.lcm-kit-panel { box-sizing: border-box; width: 100%; font: 12px/16px sans-serif; color: #ddd; white-space: normal;
   overflow: hidden; pointer-events: none; }
 .lcm-kit-status { padding: 2px 6px; }
 .lcm-kit-line { white-space: pre-wrap; word-break: normal; overflow-wrap: break-word; }
@@ -23,6 +23,7 @@ const CSS = `
 .lcm-kit-line.error { color: #f88; }
 .lcm-kit-live { display: flex; flex-direction: column; gap: 4px; height: 100%; min-height: 200px; padding: 4px 6px;
   background: #1b1b1b; border-radius: 4px; }
+.lcm-kit-live .lcm-kit-readout { overflow-wrap: break-word; }
 .lcm-kit-live .lcm-kit-readout.on { color: #8f8; }
 .lcm-kit-live .lcm-kit-readout.off { color: #aaa; }
 .lcm-kit-frame-box { position: relative; flex: 1 1 auto; min-height: 128px; }

@@ -245,6 +245,7 @@ export class LiveMode {
                 this.prompts.set(id, entry);
                 this.latest = id;
                 this.inflight.add(id);
+                if (!this.on) this.cancel(id);     // switched off while the request was under way
             });
         } catch (e) {
             if (e?.rejected) this.stats.rejected++;

@@ -194,6 +194,7 @@ class Browser:
     def live_state(self) -> dict:
         return self.js("""() => { const l = window.lcmKitLive; return {
             on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            queuing: l.queuing || l.firstChangeAt != null,   // an edit not queued yet, or being queued
             running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
@@ -203,7 +204,7 @@ class Browser:
         deadline = time.time() + timeout
         while time.time() < deadline:
             s = self.live_state()
-            done = not s["inflight"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
+            done = not s["inflight"] and not s["queuing"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
             if s["latest"] and s["latest"] != after and done:
                 return s
             self.page.wait_for_timeout(100)

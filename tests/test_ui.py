@@ -218,3 +218,20 @@ def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_cor
     assert error_shown_by_frontend(b, [message, "failed"]), "a normal Run's error is not shown by the frontend"
     b.close_dialogs()
     b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 50])
+
+
+@pytest.mark.server
+def test_an_edit_inside_a_subgraph_requeues_in_live_mode(page):
+    b = page
+    if b.vue:
+        pytest.skip("the same graph code in both renderers: checked once, in the classic one")
+    b.js("(id) => { const g = window.app.graph; g.convertToSubgraph(new Set([g.getNodeById(id)])); }", 3)
+    if not b.live_state()["on"]:
+        b.command("LCMKit.Live.Toggle")
+    before = b.wait_settled()
+    b.js("""() => { const outer = window.app.graph.nodes.find((n) => n.subgraph);
+        const inner = outer.subgraph.nodes.find((n) => n.type === 'CLIPTextEncode');
+        const w = inner.widgets.find((x) => x.name === 'text'); w.value = 'a blue heron'; w.callback?.(w.value); }""")
+    after = b.wait_settled(after=before["latest"])
+    assert after["error"] is None and after["history"][-1]["promptId"] == after["latest"] != before["latest"]
+    assert after["latest"] in b.queued_ids

@@ -12,6 +12,7 @@ const STATUS_WIDGET = "lcm_kit_status";
 const LINE_HEIGHT = 16;
 const CHAR_WIDTH = 6.5;        // at 12px sans-serif: to estimate wrapped lines before the browser laid them out
 const STYLE_ID = "lcm-kit-style";
+const PANEL_MARGIN = 4;       // px around a DOM widget's element (the frontend's default is 10)
 
 const CSS = `
 .lcm-kit-panel { box-sizing: border-box; width: 100%; font: 12px/16px sans-serif; color: #ddd; white-space: normal;
@@ -55,17 +56,20 @@ export function wrappedLines(texts, width) {
 }
 
 /** Mount `element` on `node` as a DOM widget named `name`: drawn by both node renderers. Not saved with
- *  the workflow and not sent to the server (no value). `minHeight(node)` gives its height in px; with
+ *  the workflow and not sent to the server (no value). `minHeight(node)` gives the element's height in px; with
  *  `grow`, it also takes the node's free height (classic renderer). */
 export function mountPanel(node, name, element, minHeight, { grow = false } = {}) {
     ensureStyle();
+    // The widget's height includes its margin above and below the element.
+    const height = () => { const h = minHeight(node); return h > 0 ? h + 2 * PANEL_MARGIN : 0; };
     const widget = node.addDOMWidget(name, "lcm_kit_panel", element, {
         serialize: false,
         hideOnZoom: false,
+        margin: PANEL_MARGIN,
         getValue() { return undefined; },
         setValue() {},
-        getMinHeight: () => minHeight(node),
-        ...(grow ? {} : { getMaxHeight: () => minHeight(node) }),
+        getMinHeight: height,
+        ...(grow ? {} : { getMaxHeight: height }),
     });
     widget.serialize = false;
     return widget;
@@ -86,19 +90,30 @@ export function showStatus(node, lines) {
     if (!state) {
         const element = document.createElement("div");
         element.className = "lcm-kit-panel lcm-kit-status";
-        state = node.lcmKitStatus = { element, lines: [] };
-        state.widget = mountPanel(node, STATUS_WIDGET, element,
-                                  (n) => n.lcmKitStatus.lines.length
-                                      ? wrappedLines(n.lcmKitStatus.lines.map(linePrefix), n.size?.[0] ?? 300)
-                                        * LINE_HEIGHT + 6
-                                      : 0);
+        state = node.lcmKitStatus = { element, lines: [], measured: 0 };
+        state.widget = mountPanel(node, STATUS_WIDGET, element, (n) => {
+            const st = n.lcmKitStatus;
+            if (!st.lines.length) return 0;
+            return Math.max(wrappedLines(st.lines.map(linePrefix), n.size?.[0] ?? 300) * LINE_HEIGHT + 6, st.measured);
+        });
     }
     state.lines = shown;
     state.element.replaceChildren(...shown.map((l) => textElement("div", linePrefix(l), `lcm-kit-line ${levelOf(l)}`)));
     state.element.style.display = shown.length ? "" : "none";
     state.element.dataset.level = shown.some((l) => levelOf(l) === "warning") ? "warning" : shown.length ? "info" : "";
     state.widget.triggerDraw?.();
+    state.measured = 0;
     fitNode(node);
+    // The classic renderer gives the widget the height estimated above and clips the rest: once the browser
+    // laid the lines out, make room for what it really needs.
+    if (shown.length) requestAnimationFrame(() => requestAnimationFrame(() => {
+        const missing = state.element.scrollHeight - state.element.clientHeight;
+        if (missing > 1 && state.element.clientHeight > 0 && node.size) {
+            state.measured = state.element.scrollHeight;
+            node.setSize?.([node.size[0], node.size[1] + missing]);
+            node.setDirtyCanvas?.(true, true);
+        }
+    }));
 }
 
 function levelOf(line) {

@@ -89,7 +89,8 @@ def panel(b, node_id: int, widget: str, selector: str) -> dict:
         const r = el.getBoundingClientRect();
         return { text: el.textContent, shown: el.checkVisibility?.() ?? true,
                  box: [r.left, r.top, r.right, r.bottom], html: el.innerHTML,
-                 width: el.width, height: el.height, scrollWidth: el.scrollWidth, clientWidth: el.clientWidth };
+                 width: el.width, height: el.height, scrollWidth: el.scrollWidth, clientWidth: el.clientWidth,
+                 scrollHeight: el.scrollHeight, clientHeight: el.clientHeight };
     }""", [node_id, widget, selector])
 
 
@@ -162,6 +163,8 @@ def test_live_preview_frame_readout_and_node_messages_show_in_both_renderers(pag
     # a file name that is HTML shows as text: nothing of it became an element or ran
     status = panel(b, LORA_NODE, "lcm_kit_status", ".lcm-kit-status")
     assert_text_visible(image, status, HOSTILE_LORA)
+    for lines in (status, panel(b, SAMPLER_NODE, "lcm_kit_status", ".lcm-kit-status")):
+        assert lines["scrollHeight"] <= lines["clientHeight"] + 1, f"status lines cut off: {lines}"
     assert "<img" not in status["html"] and "&lt;img" in status["html"]
     assert b.js("() => document.querySelectorAll('img[src=\"x\"], .lcm-kit-panel img, [onerror]').length") == 0
     assert b.dialogs == []

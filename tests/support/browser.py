@@ -147,7 +147,8 @@ class Browser:
         self.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", ms)
 
     def load_workflow(self, workflow: dict) -> None:
-        self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 10];"
+        """Load `workflow` and show it at 60 %, its top below the tab bar (a click there would switch tabs)."""
+        self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 90];"
                 " window.app.canvas.ds.scale = 0.6; window.app.canvas.setDirty(true, true); }", workflow)
         self.page.wait_for_timeout(300)
 

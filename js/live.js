@@ -7,6 +7,7 @@
 // (js/view.js), as a widget that both node renderers draw. A failed live run never opens a modal dialog.
 // Unchanged upstream nodes (checkpoint, LoRAs) come from ComfyUI's cache, so an edit costs only what it changes.
 import { app } from "../../scripts/app.js";
+import { graphNodes, redrawCanvas, rootGraph as rootGraphOf, settingValue } from "./compat.js";
 import { DEFAULT_DEBOUNCE_MS, LiveMode, workflowKey } from "./scheduling.js";
 import { LiveTransport } from "./transport.js";
 import { LiveView } from "./view.js";
@@ -15,17 +16,15 @@ const NODE_CLASS = "LCMKitLivePreview";
 const DEBOUNCE_SETTING = "LCMKit.Live.DebounceMs";
 
 function rootGraph() {
-    return app.rootGraph ?? app.graph;
+    return rootGraphOf(app);
 }
 
 function livePreviewNodes() {
-    const graph = rootGraph();
-    return (graph?._nodes ?? graph?.nodes ?? []).filter((n) => n.comfyClass === NODE_CLASS && n.mode === 0);
+    return graphNodes(rootGraph()).filter((n) => n.comfyClass === NODE_CLASS && n.mode === 0);
 }
 
 function debounceMs() {
-    const value = app.extensionManager?.setting?.get?.(DEBOUNCE_SETTING)
-        ?? app.ui?.settings?.getSettingValue?.(DEBOUNCE_SETTING);
+    const value = settingValue(app, DEBOUNCE_SETTING);
     const ms = Number(value);
     return Number.isFinite(ms) && ms >= 0 ? ms : DEFAULT_DEBOUNCE_MS;
 }
@@ -35,7 +34,7 @@ const views = new Map();       // Live Preview node -> LiveView
 function redraw() {
     for (const [node, view] of views) view.update(live.viewState(node.id));
     syncToggles();
-    app.canvas?.setDirty?.(true, true);
+    redrawCanvas(app);
 }
 
 // The "live" switch of every Live Preview node follows live mode (also when the command switched it).

@@ -6,6 +6,7 @@
 // (the one kind of on-node UI both renderers draw), and clears them when called without lines. Texts go
 // into the page as text (textContent), never as HTML: they carry file names and error messages.
 // A warning never changes the node's colour: the user's colour stays; the line says what is wrong.
+import { computedNodeSize, redrawNode, redrawWidget } from "./compat.js";
 
 export const STATUS_KEY = "lcm_kit_status";
 const STATUS_WIDGET = "lcm_kit_status";
@@ -77,9 +78,9 @@ export function mountPanel(node, name, element, minHeight, { grow = false } = {}
 
 /** Grow the node so that its widgets fit (classic renderer); Nodes 2.0 lays the node out itself. */
 export function fitNode(node) {
-    const wanted = node.computeSize?.();
+    const wanted = computedNodeSize(node);
     if (wanted && node.size && wanted[1] > node.size[1]) node.setSize?.([node.size[0], wanted[1]]);
-    node.setDirtyCanvas?.(true, true);
+    redrawNode(node);
 }
 
 /** Show `lines` ([{level, text}]) on `node` below its widgets; none: clear what was shown. */
@@ -101,7 +102,7 @@ export function showStatus(node, lines) {
     state.element.replaceChildren(...shown.map((l) => textElement("div", linePrefix(l), `lcm-kit-line ${levelOf(l)}`)));
     state.element.style.display = shown.length ? "" : "none";
     state.element.dataset.level = shown.some((l) => levelOf(l) === "warning") ? "warning" : shown.length ? "info" : "";
-    state.widget.triggerDraw?.();
+    redrawWidget(state.widget);
     state.measured = 0;
     fitNode(node);
     // The classic renderer gives the widget the height estimated above and clips the rest: once the browser
@@ -111,7 +112,7 @@ export function showStatus(node, lines) {
         if (missing > 1 && state.element.clientHeight > 0 && node.size) {
             state.measured = state.element.scrollHeight;
             node.setSize?.([node.size[0], node.size[1] + missing]);
-            node.setDirtyCanvas?.(true, true);
+            redrawNode(node);
         }
     }));
 }

@@ -12,6 +12,7 @@
 // `execution_error` of a live prompt goes to live mode only, and the rest of the frontend gets an
 // `execution_interrupted` for that prompt (it ends its progress state the same way). A normal Run is untouched.
 import { api } from "../../scripts/api.js";
+import { wrapEventDispatch } from "./compat.js";
 
 export const FRAME_EVENT = "lcm_kit.live_frame";
 const HELD_EVENTS = new Set(["execution_start", "execution_success", "execution_error", "execution_interrupted",
@@ -55,10 +56,8 @@ export class LiveTransport {
         api.addEventListener("execution_interrupted", ({ detail }) =>
             h.onFinished(detail?.prompt_id, "interrupted", detail));
         // Our prompts' errors: to live mode, not to the frontend's modal dialog (see above).
-        const dispatch = api.dispatchCustomEvent;
-        if (typeof dispatch !== "function") return;
         const transport = this;
-        api.dispatchCustomEvent = function (type, detail) {
+        wrapEventDispatch(api, (dispatch) => function (type, detail) {
             const id = detail?.prompt_id;
             if (HELD_EVENTS.has(type) && id && transport.posting > 0 && !h.isOurs(id)) {
                 transport.held.push([type, detail]);
@@ -72,7 +71,7 @@ export class LiveTransport {
                 });
             }
             return dispatch.apply(this, arguments);
-        };
+        });
     }
 
     release() {

@@ -2,6 +2,7 @@
 // draw (classic LiteGraph and Nodes 2.0): a readout (live on/off, fps, how long after your edit the frame
 // came and how long its run took), the error of the last failed live run (wrapped, as text), and the newest
 // frame. A helper module: importing it registers nothing.
+import { redrawWidget } from "./compat.js";
 import { mountPanel, textElement } from "./status.js";
 
 const VIEW_WIDGET = "lcm_kit_live_view";
@@ -67,7 +68,7 @@ export class LiveView {
             this.canvas.dataset.frame = String(frame.meta?.frame ?? "");
         }
         this.shownFrame = frame ?? this.shownFrame;
-        this.widget.triggerDraw?.();
+        redrawWidget(this.widget);
     }
 
     remove() {

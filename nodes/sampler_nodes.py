@@ -51,24 +51,6 @@ def _sampler_inputs():
     }
 
 
-def validate_schedule(steps, strength, original_inference_steps, steps_preset=None) -> bool | str:
-    """VALIDATE_INPUTS: a schedule the widget values cannot give (strength too low for the steps, steps above
-    original_inference_steps) is refused when the prompt is queued, before any model loads. Values that come
-    from a link are not known yet (None) and are checked at run time."""
-    if steps_preset is not None and steps_preset not in lcm_math.STEP_PRESETS:
-        return f"steps_preset {steps_preset!r} is not a preset; pick one of: {', '.join(lcm_math.STEP_PRESETS)}."
-    preset_steps = lcm_math.STEP_PRESETS.get(steps_preset)
-    if preset_steps:
-        steps = preset_steps
-    if None in (steps, strength, original_inference_steps):
-        return True
-    try:
-        lcm_math.lcm_timesteps(int(steps), float(strength), int(original_inference_steps))
-    except lcm_math.ScheduleError as e:
-        return (f"steps_preset {steps_preset!r} sets steps to {preset_steps}: " if preset_steps else "") + str(e)
-    return True
-
-
 class LCMSampler:
     DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
                    "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
@@ -100,10 +82,6 @@ class LCMSampler:
                              "Quality vs. speed: anything but \"custom (use steps)\" overrides the steps widget: "
                              "preview 1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
         }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, steps_preset=None):
-        return validate_schedule(steps, strength, original_inference_steps, steps_preset)
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, strength, sampler, gamma,
                original_inference_steps, steps_preset="custom (use steps)"):
@@ -150,10 +128,6 @@ class LCMScheduler:
             "strength": _strength_input(),
             "original_inference_steps": original_steps_input(),
         }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None):
-        return validate_schedule(steps, strength, original_inference_steps)
 
     def get_sigmas(self, model, steps, strength, original_inference_steps):
         sigmas = lcm_sigmas(model, steps, strength, original_inference_steps)

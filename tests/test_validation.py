@@ -1,5 +1,6 @@
 """Mistakes that the widget values already show are refused when the prompt is queued (the real /prompt answers
-HTTP 400 before any model loads), with a message that names the input and the fix.
+HTTP 400 before any model loads), with a message that names the input and the fix: LoRA names (the LCM Sampler's
+schedule is still checked at run time).
 
 ComfyUI reports a failed VALIDATE_INPUTS once per argument the method takes (execution.validate_inputs), each
 entry naming that argument; the tests below read the message once per node and check what each entry says.
@@ -46,47 +47,10 @@ def stack_graph(**rows) -> dict:
     return g
 
 
-def test_strength_too_low_for_the_steps_is_refused_at_queue_time(server):
-    errors = rejected(server, graphs.lcm_graph(strength=0.05, steps=4))
-    assert list(errors) == ["sampler"]
-    (message,) = messages(errors["sampler"])
-    assert "strength 0.05" in message and "Use strength ≥ 0.08 for 4 steps, or fewer steps" in message
-    assert {e["type"] for e in errors["sampler"]["errors"]} == {"custom_validation_failed"}
-
-
-def test_a_preset_that_overrides_steps_is_named_in_the_message(server):
-    errors = rejected(server, graphs.lcm_graph(strength=0.1, steps=1, steps_preset="final: 8 steps"))
-    (message,) = messages(errors["sampler"])
-    assert message.startswith("steps_preset 'final: 8 steps' sets steps to 8: ")
-    assert "Use strength ≥ 0.16 for 8 steps" in message
-
-
-def test_steps_above_original_inference_steps_is_refused(server):
-    errors = rejected(server, graphs.lcm_graph(steps=10, original_inference_steps=8))
-    (message,) = messages(errors["sampler"])
-    assert "steps (10) cannot exceed original_inference_steps (8)" in message and "Lower steps" in message
-
-
-def test_lcm_scheduler_checks_the_same(server):
-    g = graphs.lcm_graph()
-    g["sigmas"] = {"class_type": "LCMKitScheduler", "inputs": {
-        "model": ["ckpt", 0], "steps": 4, "strength": 0.02, "original_inference_steps": 50}}
-    g["sigmas_out"] = {"class_type": "SamplerCustomAdvanced", "inputs": {
-        "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["select", 0], "sigmas": ["sigmas", 0],
-        "latent_image": ["latent", 0]}}
-    g["noise"] = {"class_type": "RandomNoise", "inputs": {"noise_seed": 1}}
-    g["guider"] = {"class_type": "BasicGuider", "inputs": {"model": ["ckpt", 0], "conditioning": ["pos", 0]}}
-    g["select"] = {"class_type": "LCMKitSamplerSelect", "inputs": {"sampler": "lcm", "gamma": 0.3}}
-    g["save"]["inputs"]["samples"] = ["sigmas_out", 0]
-    errors = rejected(server, g)
-    assert list(errors) == ["sigmas"]
-    (message,) = messages(errors["sigmas"])
-    assert "Use strength ≥ 0.08 for 4 steps" in message
-
-
-def test_good_values_and_linked_values_pass_validation(server):
-    """Valid widget values queue; a strength from a link is unknown at queue time and checked at run time, where
-    the error names the pack's exception briefly (not by the pack folder's path)."""
+def test_good_values_queue_and_a_schedule_error_names_the_pack_exception_briefly(server):
+    """Valid widget values queue. A strength too low for the steps (here from a link) is an error at run time,
+    naming the pack's exception briefly (not by the pack folder's path). (The LCM Sampler does not refuse it at
+    queue time yet: live mode and its tests rely on run-time errors; issue #17 keeps that open.)"""
     g = graphs.lcm_graph(strength=1.0, steps=2)
     hist = server.wait_history(server.queue(g, str(uuid.uuid4())))
     assert hist["status"]["status_str"] == "success"

@@ -238,10 +238,23 @@ def _model_timesteps(ms, sigmas: torch.Tensor, alphas: torch.Tensor) -> list[int
     return ts.tolist()
 
 
-def _non_finite(what: torch.Tensor, out: torch.Tensor, i: int, t: int, sigma: float) -> ValueError:
+def _check_finite(flags: list, x: torch.Tensor, ts: list[int], sig: list[float]) -> None:
+    """Raise for NaN/Inf in the sampler's state, naming the first step that made it and where it came from.
+    `flags[i]` = [latent finite, model output finite] after step i, kept on the device during the loop so that
+    no step waits for a device-to-host copy; read once here."""
+    if not flags:
+        return
+    ok = torch.stack(flags).cpu()
+    bad_steps = (~ok[:, 0]).nonzero()
+    if len(bad_steps):
+        i = int(bad_steps[0])
+        raise _non_finite(x, bool(ok[i, 1]), i, ts[i], sig[i])
+
+
+def _non_finite(what: torch.Tensor, out_finite: bool, i: int, t: int, sigma: float) -> ValueError:
     """The error for NaN/Inf in the sampler's state after step i, naming where it came from."""
     bad = int((~torch.isfinite(what)).sum())
-    if not torch.isfinite(out).all():
+    if not out_finite:
         return ValueError(f"the model returned NaN/Inf at step {i + 1} (t={t}, sigma {sigma:.4g}); {bad} values of the "
                           f"latent are not finite. Usual causes: fp16 overflow in the UNet (try --force-fp32 or "
                           f"--bf16-unet), or a LoRA / checkpoint file with broken (inf/NaN) weights.")
@@ -279,6 +292,7 @@ def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=Non
     # Everything a step needs, computed once before the loop (keeps the per-step overhead low).
     ts = _model_timesteps(ms, sigmas[:n], alphas) if n else []
     scal = [lcm_math.boundary_scalings(t) for t in ts]
+    finite = []
     for i in range(n):
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma, sigma_next = sig[i], sig[i + 1]
@@ -316,8 +330,8 @@ def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=Non
             last = i == n - 1
             noise = noise_sampler(sigma, sigma_next) if (gamma > 0 and not last) else None
             x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, noise, final=last)
-        if not torch.isfinite(x).all():
-            raise _non_finite(x, out, i, ts[i], sigma)
+        finite.append(torch.stack([torch.isfinite(x).all(), torch.isfinite(out).all()]))
+    _check_finite(finite, x, ts, sig)
     return x
 
 

@@ -223,12 +223,26 @@ def prompts(comfy):
     return tuple(nodes.CLIPTextEncode().encode(clip, t)[0][0][0] for t in (TEXT, ""))
 
 
+def step_noise_seed(seed: int, shape=(1, 4, 8, 8)) -> int:
+    """The seed of the generator that ComfyUI's seeded per-step noise sampler (k-diffusion's default_noise_sampler, the
+    one core's samplers and ours use) draws from on this CPU: `seed` on v0.3.75; `seed + 1` on upstream 0.33, which
+    moved it off the start noise's stream on CPU. Found by drawing, so a later change fails here, by name."""
+    from comfy.k_diffusion.sampling import default_noise_sampler
+    drawn = default_noise_sampler(torch.zeros(shape), seed=seed)(torch.tensor(1.0), torch.tensor(0.5))
+    for candidate in (seed, seed + 1):
+        if torch.equal(drawn, torch.randn(shape, generator=torch.Generator().manual_seed(candidate))):
+            return candidate
+    raise AssertionError(f"ComfyUI's per-step noise for seed {seed} is neither torch seed {seed} nor {seed + 1}")
+
+
 def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, strength=1.0, image=None,
                         gamma=None, prediction="eps", size=8):
-    """diffusers' loop for what graphs.lcm_graph(seed=SEED) samples; `image` in model space for img2img."""
+    """diffusers' loop for what graphs.lcm_graph(seed=SEED) samples; `image` in model space for img2img. Fed the
+    noise ComfyUI draws: the start noise of comfy.sample.prepare_noise and the per-step noise of step_noise_seed."""
     scheduler = scheduler_cls(original_inference_steps=original_steps, prediction_type=DIFFUSERS_PREDICTION[prediction])
     noise = torch.randn((1, 4, size, size), generator=torch.manual_seed(SEED))   # comfy.sample.prepare_noise
-    return diffusers_run(unet, scheduler, steps, strength, noise, image, *prompts, gamma=gamma, noise_seed=SEED)
+    return diffusers_run(unet, scheduler, steps, strength, noise, image, *prompts, gamma=gamma,
+                         noise_seed=step_noise_seed(SEED, noise.shape))
 
 
 def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_steps=None, prediction=None,
@@ -238,10 +252,6 @@ def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_s
     route: "all-in-one" (LCM Sampler), "custom" (SamplerCustom), "advanced" (SamplerCustomAdvanced) or "ksampler"
     (core KSampler, sampler lcm, scheduler simple). `prediction` puts core's ModelSamplingDiscrete before the LCM
     nodes; `loader_steps` the LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid."""
-    from comfyui_version import __version__
-    if tuple(int(x) for x in __version__.split(".")[:2]) >= (0, 33):
-        pytest.skip("on upstream ComfyUI 0.33 these graph routes differ from the diffusers reference (max|Δ| 16.7 in "
-                    "the first case) and the cause is not found yet: issue #18 stays open until it is")
     g = graphs.lcm_graph(prefix=prefix, seed=SEED, steps=steps, strength=strength, sampler=sampler, gamma=gamma,
                          original_inference_steps=original_steps)
     if img2img:

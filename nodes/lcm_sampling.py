@@ -227,8 +227,17 @@ def _model_timesteps(ms, sigmas: torch.Tensor, alphas: torch.Tensor) -> list[int
     table = ((1 - alphas) / alphas).sqrt().float()
     exact = exact_timesteps(table, sigmas.float().cpu()).view(-1)
     on_table = (sigmas.float().cpu().log() - table[exact].log()).abs() < 1e-5
-    for t, e, ok, s in zip(ts.tolist(), exact.tolist(), on_table.tolist(), sigmas.tolist()):
-        if ok and t != e:
+    for i, (t, e, ok, s) in enumerate(zip(ts.tolist(), exact.tolist(), on_table.tolist(), sigmas.tolist())):
+        if not ok:
+            below = int((table < s).sum()) - 1   # the training timestep just below σ
+            raise ValueError(
+                f"sigma {s:.4g} (step {i + 1} of the SIGMAS) lies between the training timesteps t={below} and "
+                f"t={below + 1}: LCM and TCD step from training timestep to training timestep (diffusers' "
+                f"schedulers do), and rounding it would run the UNet at a noise level the latent does not have. "
+                f"Feed the LCM Scheduler's SIGMAS (diffusers' schedule), or core's BasicScheduler with scheduler "
+                f"simple or beta; karras, exponential, normal and (for most step counts) sgm_uniform land between "
+                f"timesteps.")
+        if t != e:
             raise ValueError(
                 f"the MODEL's model sampling ({type(ms).__name__}) runs the UNet at t={t} for sigma {s:.4g}, which "
                 f"is t={e} on its noise schedule: it snaps timesteps to a {model_grid(ms) or 'coarser'}-step grid "

@@ -82,9 +82,14 @@ def _inputs(seed=0, size=16):
     return noise, image, ctx, unctx
 
 
-def diffusers_run(unet, scheduler, steps, strength, noise, image, ctx, unctx, cfg=1.0, gamma=None, noise_seed=7):
-    """The diffusers pipelines' loop (LatentConsistencyModel / StableDiffusion[Img2Img] with LCM/TCD)."""
-    scheduler.set_timesteps(steps, strength=strength)
+def diffusers_run(unet, scheduler, steps, strength, noise, image, ctx, unctx, cfg=1.0, gamma=None, noise_seed=7,
+                  timesteps=None):
+    """The diffusers pipelines' loop (LatentConsistencyModel / StableDiffusion[Img2Img] with LCM/TCD); `timesteps`:
+    a custom schedule (the pipelines' `timesteps=` argument) instead of `steps`."""
+    if timesteps is None:
+        scheduler.set_timesteps(steps, strength=strength)
+    else:
+        scheduler.set_timesteps(timesteps=timesteps)
     ts = scheduler.timesteps
     if image is None:
         latents = noise * scheduler.init_noise_sigma
@@ -236,22 +241,24 @@ def step_noise_seed(seed: int, shape=(1, 4, 8, 8)) -> int:
 
 
 def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, strength=1.0, image=None,
-                        gamma=None, prediction="eps", size=8):
+                        gamma=None, prediction="eps", size=8, timesteps=None):
     """diffusers' loop for what graphs.lcm_graph(seed=SEED) samples; `image` in model space for img2img. Fed the
     noise ComfyUI draws: the start noise of comfy.sample.prepare_noise and the per-step noise of step_noise_seed."""
     scheduler = scheduler_cls(original_inference_steps=original_steps, prediction_type=DIFFUSERS_PREDICTION[prediction])
     noise = torch.randn((1, 4, size, size), generator=torch.manual_seed(SEED))   # comfy.sample.prepare_noise
     return diffusers_run(unet, scheduler, steps, strength, noise, image, *prompts, gamma=gamma,
-                         noise_seed=step_noise_seed(SEED, noise.shape))
+                         noise_seed=step_noise_seed(SEED, noise.shape), timesteps=timesteps)
 
 
 def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_steps=None, prediction=None,
-              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False):
+              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False, scheduler="simple", expect_error=False):
     """Runs graphs.lcm_graph through one route; returns (model-space latent, outputs).
 
     route: "all-in-one" (LCM Sampler), "custom" (SamplerCustom), "advanced" (SamplerCustomAdvanced) or "ksampler"
-    (core KSampler, sampler lcm, scheduler simple). `prediction` puts core's ModelSamplingDiscrete before the LCM
-    nodes; `loader_steps` the LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid."""
+    (core KSampler, sampler lcm, `scheduler`) or "basic" (core's BasicScheduler `scheduler` into SamplerCustom with
+    LCM Kit's sampler). `prediction` puts core's ModelSamplingDiscrete before the LCM nodes; `loader_steps` the
+    LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid. `expect_error`: the run must fail (see
+    comfy.error()); returns (None, {})."""
     g = graphs.lcm_graph(prefix=prefix, seed=SEED, steps=steps, strength=strength, sampler=sampler, gamma=gamma,
                          original_inference_steps=original_steps)
     if img2img:
@@ -272,9 +279,13 @@ def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_s
     elif route == "ksampler":
         g["sampler"] = {"class_type": "KSampler", "inputs": {
             "model": m, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "seed": SEED,
-            "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": "simple", "denoise": 1.0}}
-    outputs = comfy.run(g)
-    return graphs.saved_latent(outputs, base_dir), outputs
+            "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": scheduler, "denoise": 1.0}}
+    elif route == "basic":   # core's BasicScheduler's SIGMAS into LCM Kit's sampler (SamplerCustom)
+        g = graphs.sampler_custom(g, model=m, steps=steps, sampler=sampler, gamma=gamma, seed=SEED)
+        g["sigmas"] = {"class_type": "BasicScheduler", "inputs": {
+            "model": m, "scheduler": scheduler, "steps": steps, "denoise": 1.0}}
+    outputs = comfy.run(g, check=not expect_error)
+    return (None if expect_error else graphs.saved_latent(outputs, base_dir)), outputs
 
 
 def model_space(model, latent):
@@ -305,6 +316,40 @@ def test_any_original_inference_steps_matches_diffusers_on_every_route(
             assert f"sampling follows {original_steps} exactly" in warnings[0]
         else:
             assert not warnings
+
+
+# Core's schedulers on training timesteps give diffusers' numbers for that custom schedule (the pipelines' `timesteps=`):
+# "simple" takes every (n/steps)-th σ of the MODEL's table: the LCM-LoRA Loader's 50-step grid (t = 20k - 1) or a plain
+# model's 1000 timesteps; "sgm_uniform" spaces timesteps evenly from the table's first to its last (integers for 4 steps).
+@pytest.mark.parametrize("route, scheduler, loader_steps, sampler, timesteps", [
+    ("ksampler", "sgm_uniform", 50, "lcm", [999, 754, 509, 264]),
+    ("ksampler", "simple", 50, "lcm", [999, 759, 499, 259]),
+    ("basic", "simple", None, "lcm", [999, 749, 499, 249]),
+    ("basic", "sgm_uniform", 50, "tcd", [999, 754, 509, 264]),
+])
+def test_core_schedulers_on_training_timesteps_match_diffusers(comfy, base_dir, sd15, prompts, route, scheduler,
+                                                               loader_steps, sampler, timesteps):
+    model, unet = sd15
+    ours, _ = run_route(comfy, base_dir, model, route, f"core-{route}-{scheduler}-{sampler}", loader_steps=loader_steps,
+                        sampler=sampler, scheduler=scheduler)
+    gamma = 0.3 if sampler == "tcd" else None
+    ref = diffusers_reference(unet, prompts, TCDScheduler if gamma is not None else LCMScheduler, None, gamma=gamma,
+                              timesteps=timesteps)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"{route} scheduler {scheduler} {sampler}: max|Δ| vs diffusers(timesteps={timesteps}) {err:.2e}")
+    assert err <= TOL
+
+
+@pytest.mark.parametrize("scheduler", ["karras", "normal"])
+def test_sigmas_between_training_timesteps_are_refused_by_lcm_kits_sampler(comfy, base_dir, sd15, scheduler):
+    """LCM / TCD step between training timesteps; a σ between two would be rounded to one of them (core does), so
+    the UNet would run at a noise level the latent does not have: LCM Kit's sampler stops and names the fix."""
+    model, _ = sd15
+    run_route(comfy, base_dir, model, "basic", f"between-{scheduler}", loader_steps=50, scheduler=scheduler,
+              expect_error=True)
+    err = comfy.error()
+    assert err is not None and "lies between the training timesteps" in err["exception_message"]
+    assert "Feed the LCM Scheduler's SIGMAS" in err["exception_message"]
 
 
 def test_core_lcm_sampling_with_another_grid_is_an_error_not_a_wrong_image(comfy, base_dir):

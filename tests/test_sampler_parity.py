@@ -279,7 +279,7 @@ def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_s
     elif route == "ksampler":
         g["sampler"] = {"class_type": "KSampler", "inputs": {
             "model": m, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "seed": SEED,
-            "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": scheduler, "denoise": 1.0}}
+            "steps": steps, "cfg": 1.0, "sampler_name": "lcm", "scheduler": scheduler, "denoise": strength}}
     elif route == "basic":   # core's BasicScheduler's SIGMAS into LCM Kit's sampler (SamplerCustom)
         g = graphs.sampler_custom(g, model=m, steps=steps, sampler=sampler, gamma=gamma, seed=SEED)
         g["sigmas"] = {"class_type": "BasicScheduler", "inputs": {
@@ -337,6 +337,24 @@ def test_core_schedulers_on_training_timesteps_match_diffusers(comfy, base_dir, 
                               timesteps=timesteps)
     err = (model_space(model, ours) - ref).abs().max().item()
     print(f"{route} scheduler {scheduler} {sampler}: max|Δ| vs diffusers(timesteps={timesteps}) {err:.2e}")
+    assert err <= TOL
+
+
+@pytest.mark.parametrize("sampler", ["lcm", "tcd"])
+def test_core_ksampler_img2img_by_denoise_matches_diffusers_strength(comfy, base_dir, sd15, prompts, sampler):
+    """Core's KSampler (sampler lcm, scheduler simple, denoise 0.5) on a model the LCM-LoRA Loader prepared takes the
+    last steps of a steps/denoise schedule on the 50-step grid: diffusers' img2img timesteps for strength 0.5 (499,
+    379, 259, 139), noised the img2img way. "tcd" runs LCM Kit's TCD sampler through SamplerCustom at strength 0.5."""
+    model, unet = sd15
+    route = "ksampler" if sampler == "lcm" else "custom"
+    ours, outputs = run_route(comfy, base_dir, model, route, f"denoise-{sampler}", loader_steps=50, sampler=sampler,
+                              strength=0.5, img2img=True)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig"))
+    gamma = 0.3 if sampler == "tcd" else None
+    ref = diffusers_reference(unet, prompts, TCDScheduler if gamma is not None else LCMScheduler, 4, strength=0.5,
+                              image=image, gamma=gamma)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"img2img strength 0.5 via {route}: max|Δ| vs diffusers {err:.2e}")
     assert err <= TOL
 
 

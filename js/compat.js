@@ -17,6 +17,11 @@ export function settingValue(app, id) {
     return app.extensionManager?.setting?.get?.(id) ?? app.ui?.settings?.getSettingValue?.(id);
 }
 
+/** The graph inside a subgraph node (its `subgraph`), or null for any other node. */
+export function subgraphOf(node) {
+    return node?.subgraph ?? null;
+}
+
 /** Ask the canvas to redraw (classic renderer; the Nodes 2.0 renderer follows widget state itself). */
 export function redrawCanvas(app) {
     app.canvas?.setDirty?.(true, true);

@@ -7,7 +7,7 @@
 // (js/view.js), as a widget that both node renderers draw. A failed live run never opens a modal dialog.
 // Unchanged upstream nodes (checkpoint, LoRAs) come from ComfyUI's cache, so an edit costs only what it changes.
 import { app } from "../../scripts/app.js";
-import { graphNodes, redrawCanvas, rootGraph as rootGraphOf, settingValue } from "./compat.js";
+import { graphNodes, redrawCanvas, rootGraph as rootGraphOf, settingValue, subgraphOf } from "./compat.js";
 import { DEFAULT_DEBOUNCE_MS, LiveMode, workflowKey } from "./scheduling.js";
 import { LiveTransport } from "./transport.js";
 import { LiveView } from "./view.js";
@@ -19,8 +19,17 @@ function rootGraph() {
     return rootGraphOf(app);
 }
 
-function livePreviewNodes() {
-    return graphNodes(rootGraph()).filter((n) => n.comfyClass === NODE_CLASS && n.mode === 0);
+/** The Live Preview nodes that run (not muted or bypassed), each as {id, node}: `id` is the id the server runs it
+ *  under ("12:5" for node 5 inside the subgraph node 12), found in the root graph and inside subgraphs. */
+function liveTargets(graph = rootGraph(), prefix = "") {
+    const found = [];
+    for (const node of graphNodes(graph)) {
+        if (node.mode !== 0) continue;
+        if (node.comfyClass === NODE_CLASS) found.push({ id: `${prefix}${node.id}`, node });
+        const inner = subgraphOf(node);
+        if (inner) found.push(...liveTargets(inner, `${prefix}${node.id}:`));
+    }
+    return found;
 }
 
 function debounceMs() {
@@ -32,7 +41,8 @@ function debounceMs() {
 const views = new Map();       // Live Preview node -> LiveView
 
 function redraw() {
-    for (const [node, view] of views) view.update(live.viewState(node.id));
+    const ids = new Map(liveTargets().map((t) => [t.node, t.id]));
+    for (const [node, view] of views) view.update(live.viewState(ids.get(node) ?? node.id));
     syncToggles();
     redrawCanvas(app);
 }
@@ -41,7 +51,7 @@ function redraw() {
 // Setting the value and calling the widget's callback is what the Nodes 2.0 renderer of older frontends
 // watches; newer ones watch the value itself.
 function syncToggles() {
-    for (const node of livePreviewNodes()) {
+    for (const { node } of liveTargets()) {
         const w = node.widgets?.find((x) => x.name === "live");
         if (w && w.value !== live.on) {
             w.value = live.on;
@@ -59,7 +69,7 @@ const transport = new LiveTransport({
 
 const live = new LiveMode({
     graph: {
-        targets: livePreviewNodes,
+        targets: () => liveTargets(),
         key: () => workflowKey(rootGraph().serialize()),
         prompt: () => app.graphToPrompt(),
     },

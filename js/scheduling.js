@@ -40,7 +40,8 @@ export function workflowKey(wf) {
 }
 
 export class LiveMode {
-    /** graph: {targets() -> [node], key() -> string, prompt() -> Promise<{output, workflow}>}
+    /** graph: {targets() -> [{id}] (the ids the server runs the live nodes under), key() -> string,
+     *         prompt() -> Promise<{output, workflow}>}
      *  transport: a LiveTransport; onChange(): redraw the views; debounceMs(): the debounce setting. */
     constructor({ graph, transport, onChange, debounceMs }) {
         this.graph = graph;

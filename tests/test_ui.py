@@ -238,3 +238,36 @@ def test_an_edit_inside_a_subgraph_requeues_in_live_mode(page):
     after = b.wait_settled(after=before["latest"])
     assert after["error"] is None and after["history"][-1]["promptId"] == after["latest"] != before["latest"]
     assert after["latest"] in b.queued_ids
+
+
+@pytest.mark.server
+def test_a_live_preview_inside_a_subgraph_stays_live_and_shows_its_frame(page):
+    """Packed into a subgraph, the Live Preview runs under the id "<subgraph node>:<node>": live mode queues up to it,
+    and opening the subgraph shows its frame (it used to find no Live Preview and switch itself off)."""
+    b = page
+    if b.vue:
+        pytest.skip("the same graph code in both renderers: checked once, in the classic one")
+    outer = b.js("""(id) => { const g = window.app.graph;
+        return g.convertToSubgraph(new Set([g.getNodeById(id)])).node.id; }""", LIVE_NODE)
+    if not b.live_state()["on"]:
+        b.command("LCMKit.Live.Toggle")
+    before = b.wait_settled()
+    b.js("""() => { const g = window.app.graph; const node = g.getNodeById(3) ?? g.nodes.find((n) => n.subgraph
+            && n.subgraph.nodes.some((x) => x.type === 'CLIPTextEncode'))?.subgraph.nodes.find((x) => x.type === 'CLIPTextEncode');
+        const w = node.widgets.find((x) => x.name === 'text'); w.value = 'a green parrot'; w.callback?.(w.value); }""")
+    after = b.wait_settled(after=before["latest"])
+    inner = f"{outer}:{LIVE_NODE}"
+    assert after["on"] and after["error"] is None, after
+    assert b.js("(id) => window.lcmKitLive.frames.has(id)", inner), "no frame for the Live Preview in the subgraph"
+    b.js("""(id) => { const node = window.app.graph.getNodeById(id); window.app.canvas.openSubgraph(node.subgraph, node); }""",
+         outer)
+    b.page.wait_for_timeout(500)
+    try:
+        box = b.js("""() => { const g = window.app.canvas.graph;
+            const n = g.nodes.find((x) => x.comfyClass === 'LCMKitLivePreview');
+            const el = n.widgets.find((w) => w.name === 'lcm_kit_live_view').element.querySelector('canvas.lcm-kit-frame');
+            const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, el.width]; }""")
+        assert box[4] > 0, "the frame canvas is empty"
+        assert ink(screenshot(b), box[:4]) > 200, f"no frame on screen in {box[:4]}"
+    finally:
+        b.js("() => window.app.canvas.setGraph(window.app.rootGraph ?? window.app.graph)")

@@ -17,6 +17,11 @@ export function settingValue(app, id) {
     return app.extensionManager?.setting?.get?.(id) ?? app.ui?.settings?.getSettingValue?.(id);
 }
 
+/** A node type's display name (its registered class's title, from the server's display_name), else the type. */
+export function nodeDisplayName(type) {
+    return globalThis.LiteGraph?.registered_node_types?.[type]?.title || type;
+}
+
 /** Ask the canvas to redraw (classic renderer; the Nodes 2.0 renderer follows widget state itself). */
 export function redrawCanvas(app) {
     app.canvas?.setDirty?.(true, true);

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -180,7 +181,8 @@ def test_live_preview_frame_readout_and_node_messages_show_in_both_renderers(pag
 
 
 @pytest.mark.server
-def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_core_error_ui(page):
+def test_a_refused_live_edit_shows_on_the_node_without_a_modal_and_a_run_keeps_core_error_ui(page):
+    """An edit the server refuses at queue time (steps above original_inference_steps: HTTP 400)."""
     b = page
     set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
         (x) => x.name === name); w.value = value; w.callback?.(value); }"""
@@ -190,7 +192,8 @@ def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_cor
     b.page.wait_for_timeout(500)
     image = screenshot(b)
     message = "cannot exceed original_inference_steps"
-    assert failed["on"] and message in (failed["error"] or "")
+    assert failed["on"] and message in (failed["error"] or "") and failed["stats"]["rejected"] == 1
+    assert failed["error"].startswith("LCM Sampler (LCM Kit) #6: "), failed["error"]   # the name the user sees
     error = panel(b, LIVE_NODE, "lcm_kit_live_view", ".lcm-kit-line.error")
     assert_text_visible(image, error, message)
     # wrapped inside the node, never inside a word (the browser may break after a hyphen or a slash)
@@ -216,9 +219,10 @@ def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_cor
     b.command("LCMKit.Live.Toggle")
     assert b.live_state()["on"] is False
     b.command("Comfy.QueuePrompt")
-    b.page.wait_for_function("() => window.lcmKitTest.errors.length > 0", timeout=120_000)
-    b.page.wait_for_timeout(500)
-    assert error_shown_by_frontend(b, [message, "failed"]), "a normal Run's error is not shown by the frontend"
+    deadline = time.time() + 60
+    while not error_shown_by_frontend(b, [message]) and time.time() < deadline:
+        b.page.wait_for_timeout(200)
+    assert error_shown_by_frontend(b, [message]), "a normal Run's error is not shown by the frontend"
     b.close_dialogs()
     b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 50])
 

@@ -193,15 +193,16 @@ class Browser:
                        node_id)
 
     def live_state(self) -> dict:
+        # latest: the newest queued prompt's id, or "rejected-<n>" after the server refused the n-th prompt
         return self.js("""() => { const l = window.lcmKitLive; return {
-            on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            on: l.on, latest: l.latest ?? (l.stats.rejected ? `rejected-${l.stats.rejected}` : null), inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
             queuing: l.queuing || l.firstChangeAt != null,   // an edit not queued yet, or being queued
             running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
     def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
-        """Wait until the newest queued prompt (a newer one than the prompt id `after`) has finished and
-        its frame (or error) is in."""
+        """Wait until the newest queued prompt (a newer one than `after`, a `latest` of live_state) has
+        finished and its frame (or error) is in, or the server refused it (its error is in)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             s = self.live_state()

@@ -50,3 +50,18 @@ export function wrapEventDispatch(api, wrap) {
     api.dispatchCustomEvent = wrap(original);
     return true;
 }
+
+/** Wrap the api's `getWorkflowTemplates` (the server's /workflow_templates: {pack folder: [example names]}, which
+ *  the template browser lists in the order given): `wrap(original)` returns the replacement. False where absent. */
+export function wrapWorkflowTemplates(api, wrap) {
+    const original = api.getWorkflowTemplates;
+    if (typeof original !== "function") return false;
+    api.getWorkflowTemplates = wrap(original);
+    return true;
+}
+
+/** This pack's folder under custom_nodes, from a module URL of it (/extensions/<folder>/<file>.js). */
+export function packFolder(moduleUrl) {
+    const parts = new URL(moduleUrl).pathname.split("/").filter(Boolean);
+    return decodeURIComponent(parts.at(-2) ?? "");
+}

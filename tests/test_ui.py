@@ -263,6 +263,10 @@ def test_an_edit_inside_a_subgraph_requeues_in_live_mode(page):
         const w = inner.widgets.find((x) => x.name === 'text'); w.value = 'a blue heron'; w.callback?.(w.value); }""")
     after = b.wait_settled(after=before["latest"])
     assert after["error"] is None and after["history"][-1]["promptId"] == after["latest"] != before["latest"]
+    for _ in range(20):   # the page's request events reach this process a moment after the frame
+        if after["latest"] in b.queued_ids:
+            break
+        b.page.wait_for_timeout(100)
     assert after["latest"] in b.queued_ids
 
 

@@ -22,6 +22,11 @@ export function subgraphOf(node) {
     return node?.subgraph ?? null;
 }
 
+/** A node type's display name (its registered class's title, from the server's display_name), else the type. */
+export function nodeDisplayName(type) {
+    return globalThis.LiteGraph?.registered_node_types?.[type]?.title || type;
+}
+
 /** Ask the canvas to redraw (classic renderer; the Nodes 2.0 renderer follows widget state itself). */
 export function redrawCanvas(app) {
     app.canvas?.setDirty?.(true, true);
@@ -49,4 +54,19 @@ export function wrapEventDispatch(api, wrap) {
     if (typeof original !== "function") return false;
     api.dispatchCustomEvent = wrap(original);
     return true;
+}
+
+/** Wrap the api's `getWorkflowTemplates` (the server's /workflow_templates: {pack folder: [example names]}, which
+ *  the template browser lists in the order given): `wrap(original)` returns the replacement. False where absent. */
+export function wrapWorkflowTemplates(api, wrap) {
+    const original = api.getWorkflowTemplates;
+    if (typeof original !== "function") return false;
+    api.getWorkflowTemplates = wrap(original);
+    return true;
+}
+
+/** This pack's folder under custom_nodes, from a module URL of it (/extensions/<folder>/<file>.js). */
+export function packFolder(moduleUrl) {
+    const parts = new URL(moduleUrl).pathname.split("/").filter(Boolean);
+    return decodeURIComponent(parts.at(-2) ?? "");
 }

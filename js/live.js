@@ -7,7 +7,7 @@
 // (js/view.js), as a widget that both node renderers draw. A failed live run never opens a modal dialog.
 // Unchanged upstream nodes (checkpoint, LoRAs) come from ComfyUI's cache, so an edit costs only what it changes.
 import { app } from "../../scripts/app.js";
-import { graphNodes, redrawCanvas, rootGraph as rootGraphOf, settingValue, subgraphOf } from "./compat.js";
+import { graphNodes, nodeDisplayName, redrawCanvas, rootGraph as rootGraphOf, settingValue, subgraphOf } from "./compat.js";
 import { DEFAULT_DEBOUNCE_MS, LiveMode, workflowKey } from "./scheduling.js";
 import { LiveTransport } from "./transport.js";
 import { LiveView } from "./view.js";
@@ -65,7 +65,7 @@ const transport = new LiveTransport({
     onStart: (id, timestamp) => live.onStart(id, timestamp),
     onFinished: (id, kind, detail) => live.onFinished(id, kind, detail),
     onFrame: (meta, blob) => live.onFrame(meta, blob),
-});
+}, nodeDisplayName);
 
 const live = new LiveMode({
     graph: {
@@ -76,6 +76,7 @@ const live = new LiveMode({
     transport,
     onChange: redraw,
     debounceMs,
+    displayName: nodeDisplayName,
 });
 globalThis.lcmKitLive = live;   // a handle for the browser console and the end-to-end tests
 

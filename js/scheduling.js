@@ -13,8 +13,9 @@
 // Once the edits stop (no edit for PAUSE_MS, at least twice the debounce), a stale run that is in the first
 // half of its expected run time is interrupted (by its prompt id), so the newest graph runs at once; later in
 // its run, its frame comes sooner than the new one could, so it finishes.
-// Frames of older prompts than the one shown are dropped. A failed run's error is kept for the view, and
-// live mode goes on with the next edit.
+// Frames of older prompts than the one shown are dropped. A failed run's error, or the server's refusal of a
+// prompt at queue time (HTTP 400: a mistake in the widget values), is kept for the view, and live mode goes on
+// with the next edit.
 
 export const DEFAULT_DEBOUNCE_MS = 150;
 const POLL_MS = 100;           // catches changes that fire no DOM event (canvas widgets, links)
@@ -42,17 +43,19 @@ export function workflowKey(wf) {
 export class LiveMode {
     /** graph: {targets() -> [{id}] (the ids the server runs the live nodes under), key() -> string,
      *         prompt() -> Promise<{output, workflow}>}
-     *  transport: a LiveTransport; onChange(): redraw the views; debounceMs(): the debounce setting. */
-    constructor({ graph, transport, onChange, debounceMs }) {
+     *  transport: a LiveTransport; onChange(): redraw the views; debounceMs(): the debounce setting;
+     *  displayName(class_type): a node type's name as the user sees it, for error texts. */
+    constructor({ graph, transport, onChange, debounceMs, displayName }) {
         this.graph = graph;
         this.transport = transport;
         this.onChange = onChange ?? (() => {});
         this.debounceMs = debounceMs ?? (() => DEFAULT_DEBOUNCE_MS);
+        this.displayName = displayName ?? ((type) => type);
         this.on = false;
         this.seq = 0;
         this.prompts = new Map();      // prompt id -> {seq, changedAt, mode, startedAt, serverStart, cancelled, ...}
         this.inflight = new Set();     // our prompt ids the server has not finished
-        this.latest = null;            // prompt id of the newest queued graph
+        this.latest = null;            // prompt id of the newest queued graph (null when the server refused it)
         this.shown = { seq: -1, frame: -1 };
         this.seenKey = null;
         this.changedAt = 0;            // the newest edit
@@ -249,7 +252,12 @@ export class LiveMode {
                 if (!this.on) this.cancel(id);     // switched off while the request was under way
             });
         } catch (e) {
-            if (e?.rejected) this.stats.rejected++;
+            if (e?.rejected) {
+                // Refused at queue time: nothing of it will run; the newest graph has no prompt (an older
+                // run's frame or success then keeps the error shown) until the next edit queues one.
+                this.stats.rejected++;
+                this.latest = null;
+            }
             this.showError(e?.message ?? String(e));
         }
         // Withdraw the replaced prompt that still waits only now, so the server goes straight on with the new
@@ -323,7 +331,7 @@ export class LiveMode {
         if (kind === "error") {
             this.stats.errors++;
             if (id === this.latest || p.seq >= this.shown.seq) {
-                const where = detail?.node_type ? `${detail.node_type}${detail.node_id != null ? ` #${detail.node_id}` : ""}` : "error";
+                const where = detail?.node_type ? `${this.displayName(detail.node_type)}${detail.node_id != null ? ` #${detail.node_id}` : ""}` : "error";
                 this.showError(`${where}: ${detail?.exception_message ?? "failed"}`.trim());
             }
         } else if (kind === "success" && id === this.latest) {

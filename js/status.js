@@ -10,6 +10,7 @@ import { computedNodeSize, redrawNode, redrawWidget } from "./compat.js";
 
 export const STATUS_KEY = "lcm_kit_status";
 const STATUS_WIDGET = "lcm_kit_status";
+const HINT_WIDGET = "lcm_kit_hint";
 const LINE_HEIGHT = 16;
 const CHAR_WIDTH = 6.5;        // at 12px sans-serif: to estimate wrapped lines before the browser laid them out
 const STYLE_ID = "lcm-kit-style";
@@ -23,6 +24,7 @@ const CSS = `
 .lcm-kit-line.info { color: #bbb; }
 .lcm-kit-line.warning { color: #fc8; }
 .lcm-kit-line.error { color: #f88; }
+.lcm-kit-line.hint { color: #9cf; }
 .lcm-kit-live { display: flex; flex-direction: column; gap: 4px; height: 100%; min-height: 200px; padding: 4px 6px;
   background: #1b1b1b; border-radius: 4px; }
 .lcm-kit-live .lcm-kit-readout { overflow-wrap: break-word; }
@@ -124,6 +126,25 @@ function levelOf(line) {
 function linePrefix(line) {
     const level = levelOf(line);
     return (level === "warning" ? "⚠ " : level === "error" ? "✖ " : "") + String(line.text);
+}
+
+/** Show one hint line `text` on `node` (its own panel, apart from the run's status lines: a hint follows the
+ *  widgets, not a run); empty text: hide it. */
+export function showHint(node, text) {
+    let hint = node.lcmKitHint;
+    if (!hint && !text) return;
+    if (!hint) {
+        const element = textElement("div", "", "lcm-kit-panel lcm-kit-status lcm-kit-line hint");
+        hint = node.lcmKitHint = { element, text: "" };
+        hint.widget = mountPanel(node, HINT_WIDGET, element, (n) =>
+            n.lcmKitHint.text ? wrappedLines([n.lcmKitHint.text], n.size?.[0] ?? 300) * LINE_HEIGHT + 6 : 0);
+    }
+    if (hint.text === text) return;
+    hint.text = text;
+    hint.element.textContent = text;
+    hint.element.style.display = text ? "" : "none";
+    redrawWidget(hint.widget);
+    fitNode(node);
 }
 
 /** Make every node of `nodeType` show the status lines its runs send (ui.lcm_kit_status). */

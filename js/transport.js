@@ -11,6 +11,8 @@
 // A failed live run shows its error on the Live Preview node, not in the frontend's modal error dialog: the
 // `execution_error` of a live prompt goes to live mode only, and the rest of the frontend gets an
 // `execution_interrupted` for that prompt (it ends its progress state the same way). A normal Run is untouched.
+// A prompt the server refuses at queue time (HTTP 400 with node_errors) is not shown by the frontend at all
+// (`api.queuePrompt` only throws; the dialog comes from `app.queuePrompt`): `queue` throws its text.
 import { api } from "../../scripts/api.js";
 import { wrapEventDispatch } from "./compat.js";
 
@@ -18,20 +20,23 @@ export const FRAME_EVENT = "lcm_kit.live_frame";
 const HELD_EVENTS = new Set(["execution_start", "execution_success", "execution_error", "execution_interrupted",
                              "execution_cached", "executing", "executed", "progress"]);
 
-/** The text of a rejected prompt (the /prompt answer's error and node errors). */
-export function describeQueueError(body) {
-    const parts = [body?.error?.message, body?.error?.details].filter(Boolean);
-    for (const [id, e] of Object.entries(body?.node_errors ?? {})) {
-        const first = e?.errors?.[0];
-        if (first) parts.push(`#${id} ${e.class_type}: ${first.message} ${first.details ?? ""}`.trim());
-    }
-    return parts.join(" — ") || "the prompt was rejected";
+/** The text of a rejected prompt (the /prompt answer's node errors, else its error), one line per node with its
+ *  display name (`displayName(class_type)`) and each distinct message once. */
+export function describeQueueError(body, displayName = (type) => type) {
+    const nodes = Object.entries(body?.node_errors ?? {}).flatMap(([id, e]) => {
+        const texts = [...new Set((e?.errors ?? []).map((r) => r?.details || r?.message).filter(Boolean))];
+        return texts.length ? [`${displayName(e.class_type)} #${id}: ${texts.join("; ")}`] : [];
+    });
+    if (nodes.length) return nodes.join(" — ");
+    return [body?.error?.message, body?.error?.details].filter(Boolean).join(": ") || "the prompt was rejected";
 }
 
 export class LiveTransport {
-    /** handlers: {isOurs(id), onStart(id, timestamp), onFinished(id, kind, detail), onFrame(meta, blob)} */
-    constructor(handlers) {
+    /** handlers: {isOurs(id), onStart(id, timestamp), onFinished(id, kind, detail), onFrame(meta, blob)};
+     *  displayName(class_type): a node type's name as the user sees it, for error texts. */
+    constructor(handlers, displayName = (type) => type) {
         this.handlers = handlers;
+        this.displayName = displayName;
         this.posting = 0;              // queue requests under way
         this.held = [];                // events for prompt ids not known yet, while posting
         this.heldFrames = [];          // frames of such prompts
@@ -93,7 +98,7 @@ export class LiveTransport {
             try {
                 res = await api.queuePrompt(0, { output, workflow }, { partialExecutionTargets: targets });
             } catch (e) {
-                const error = new Error(e?.response ? describeQueueError(e.response)
+                const error = new Error(e?.response ? describeQueueError(e.response, this.displayName)
                                                     : `could not queue: ${e?.message ?? e}`);
                 error.rejected = !!e?.response;
                 throw error;

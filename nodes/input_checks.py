@@ -22,3 +22,17 @@ def finite_number(value, name: str) -> float:
                          f"infinity (e.g. a division by zero in a math node), which would turn the image black. "
                          f"Give it a finite value.")
     return number
+
+
+def widget_value_problem(spec: tuple, name: str, value) -> str | None:
+    """What is wrong with `value` for the input `name` declared as `spec` (an INPUT_TYPES entry): not in its
+    list, or outside its min/max; None when it fits. ComfyUI skips these checks for every input a node's
+    VALIDATE_INPUTS takes (it leaves them to it), so such a VALIDATE_INPUTS does them with this."""
+    kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+    if isinstance(kind, (list, tuple)):
+        return None if value in kind else f"{name} {value!r} is not one of: {', '.join(map(str, kind))}."
+    if "min" in options and value < options["min"]:
+        return f"{name} {value:g} is below its minimum {options['min']:g}."
+    if "max" in options and value > options["max"]:
+        return f"{name} {value:g} is above its maximum {options['max']:g}."
+    return None

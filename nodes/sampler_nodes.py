@@ -9,7 +9,7 @@ import comfy.utils
 import latent_preview
 
 from . import compat, lcm_math, status
-from .input_checks import finite_number
+from .input_checks import finite_number, widget_value_problem
 from .lcm_sampling import (check_latent_channels, cfg_warning, empty_strength_warning, ensure_finite_latent,
                            grid_warning, lcm_sampler, lcm_sigmas, patch_lcm_sampling)
 
@@ -51,6 +51,37 @@ def _sampler_inputs():
     }
 
 
+def check_queued_schedule(node_class, steps=None, strength=None, original_inference_steps=None,
+                          steps_preset=None) -> bool:
+    """VALIDATE_INPUTS of the LCM Sampler and LCM Scheduler: a schedule the widget values cannot give (strength
+    too low for the steps, steps above original_inference_steps) is refused when the prompt is queued, before
+    any model loads, naming the input and the fix. A value from a link is not known yet (None): the node checks
+    it at run time.
+
+    Raises ScheduleError rather than returning the message: ComfyUI (execution.validate_inputs, v0.3.75 and
+    0.33) repeats a returned message once per argument of VALIDATE_INPUTS, while an exception raised here is
+    reported once, for this node (as "exception_during_inner_validation"). Taking these arguments also turns
+    off core's own min/max and list checks of them, so the widget ranges are checked here too."""
+    values = {"steps": steps, "strength": strength, "original_inference_steps": original_inference_steps,
+              "steps_preset": steps_preset}
+    specs = node_class.INPUT_TYPES()["required"]
+    for name, value in values.items():
+        problem = value is not None and name in specs and widget_value_problem(specs[name], name, value)
+        if problem:
+            raise lcm_math.ScheduleError(problem)
+    preset_steps = lcm_math.STEP_PRESETS.get(steps_preset)
+    steps = preset_steps or steps
+    if None in (steps, strength, original_inference_steps):
+        return True
+    try:
+        lcm_math.check_schedule(int(steps), float(strength), int(original_inference_steps))
+    except lcm_math.ScheduleError as e:
+        if preset_steps:
+            raise lcm_math.ScheduleError(f"steps_preset {steps_preset!r} sets steps to {preset_steps}: {e}") from None
+        raise
+    return True
+
+
 class LCMSampler:
     DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
                    "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
@@ -82,6 +113,10 @@ class LCMSampler:
                              "Quality vs. speed: anything but \"custom (use steps)\" overrides the steps widget: "
                              "preview 1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, steps_preset=None):
+        return check_queued_schedule(cls, steps, strength, original_inference_steps, steps_preset)
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, strength, sampler, gamma,
                original_inference_steps, steps_preset="custom (use steps)"):
@@ -128,6 +163,10 @@ class LCMScheduler:
             "strength": _strength_input(),
             "original_inference_steps": original_steps_input(),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None):
+        return check_queued_schedule(cls, steps, strength, original_inference_steps)
 
     def get_sigmas(self, model, steps, strength, original_inference_steps):
         sigmas = lcm_sigmas(model, steps, strength, original_inference_steps)

@@ -231,10 +231,11 @@ def test_live_mode_shows_a_failed_run_and_goes_on(browser):
     frames = before["stats"]["frames"]
     set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
         (x) => x.name === name); w.value = value; w.callback?.(value); }"""
-    # steps 2 on a 1-step grid: the LCM Sampler raises at run time
+    # steps above a 1-step grid: the server refuses the prompt at queue time (HTTP 400)
     browser.js(set_widget, [6, "original_inference_steps", 1])
     failed = browser.wait_settled(after=before["latest"])
     assert failed["on"] and "cannot exceed original_inference_steps" in failed["error"]
+    assert failed["stats"]["rejected"] == 1 and not failed["inflight"]
     assert failed["stats"]["frames"] == frames
     browser.js(set_widget, [6, "original_inference_steps", 50])
     recovered = browser.wait_settled(after=failed["latest"])

@@ -118,11 +118,10 @@ def test_strength_below_one_on_an_empty_latent_warns(comfy):
     assert "strength 0.5 on an empty latent" in status_texts(outputs["sampler"], "warning")[0]
 
 
-def test_too_low_strength_is_a_clear_error(comfy):
-    g = graphs.img2img(graphs.lcm_graph(prefix="low", strength=0.05, steps=4))
-    comfy.run(g, check=False)
-    err = comfy.error()
-    assert err and "strength ≥ 0.08 for 4 steps" in err["exception_message"]
+def test_too_low_strength_is_a_clear_error_before_anything_runs(comfy):
+    """Refused by validation (tests/test_validation.py checks the server's HTTP 400 answer)."""
+    valid, _, _, node_errors = comfy.validate(graphs.img2img(graphs.lcm_graph(prefix="low", strength=0.05, steps=4)))
+    assert not valid and "strength ≥ 0.08 for 4 steps" in node_errors["sampler"]["errors"][0]["details"]
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.server
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
+NUMBERED = sorted((p.stem for p in EXAMPLES), key=lambda stem: int(stem.split(".", 1)[0]))
 WINDOW = {"width": 1600, "height": 1000}
 # What frontend 1.32 covers of that window: the banner, tabs and floating Run bar above y = 130, the sidebar left
 # of x = 60 (the minimap's place is read from the page).
@@ -53,6 +54,10 @@ def test_template_browser_shows_every_example_with_its_picture_and_title(browser
             ".some((i) => i.complete && i.naturalWidth > 0)", arg=f"template-workflow-{path.stem}", timeout=30_000)
         assert f"200 {server.url}/api/workflow_templates/lcm-kit/{path.stem}.jpg" in browser.loaded
     assert browser.failed == [], browser.failed
+    # in their numbered order (the server lists them in the file system's order; js/templates.js sorts them)
+    shown = browser.js("""() => [...document.querySelectorAll('[data-testid^="template-workflow-"]')]
+        .map((e) => e.dataset.testid.slice('template-workflow-'.length))""")
+    assert [name for name in shown if name in {p.stem for p in EXAMPLES}] == NUMBERED
     # A click on the first card loads the starter as the frontend loads any template, and closes the browser.
     browser.page.locator(f'[data-testid="template-workflow-{EXAMPLES[0].stem}"]').click()
     browser.page.wait_for_function("(n) => window.app.graph._nodes.length === n && "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -19,6 +20,7 @@ from support.comfy_env import ComfyServer
 LIVE_NODE, SAMPLER_NODE, LORA_NODE = 8, 6, 2
 # A LoRA file name that is HTML: it must show up as text.
 HOSTILE_LORA = "<img src=x onerror=alert(1)>.safetensors"
+WRONG_ARCH_LORA = "sdxl-lcm-lora.safetensors"   # an SDXL LoRA: the SD1.5 graph fails at run time
 USER_COLOR, USER_BGCOLOR = "#2a4d6a", "#1d3347"
 READOUT = re.compile(r"● live · (?:[\d.]+ fps · )?frame [\d.]+ (?:ms|s) after your edit \(run [\d.]+ (?:ms|s)\)")
 
@@ -31,7 +33,8 @@ def ui_server(request, server, base_dir, tmp_path_factory):
     if reason:
         pytest.skip(reason)
     browser_support.link_public_models(base_dir)
-    browser_support.link_models(base_dir, {f"loras/{HOSTILE_LORA}": "loras/tiny-sd15-lcm-kohya.safetensors"})
+    browser_support.link_models(base_dir, {f"loras/{HOSTILE_LORA}": "loras/tiny-sd15-lcm-kohya.safetensors",
+                                           f"loras/{WRONG_ARCH_LORA}": "loras/tiny-sdxl-lcm-kohya.safetensors"})
     if request.param == "own":
         yield server
         return
@@ -120,10 +123,11 @@ def assert_no_error_ui_outside_the_node(b) -> list[str]:
         .filter((e) => e.checkVisibility?.() ?? e.offsetParent !== null).map((e) => e.innerText.slice(0, 200))""")
 
 
-def error_shown_by_frontend(b, needles) -> bool:
-    return b.js("""(needles) => [...document.querySelectorAll('body *')].some((e) =>
+def error_shown_by_frontend(b, needles) -> set[str]:
+    """The visible texts outside the pack's panels that contain one of `needles`."""
+    return set(b.js("""(needles) => [...document.querySelectorAll('body *')].filter((e) =>
         !e.closest('.lcm-kit-panel') && e.children.length === 0 && (e.checkVisibility?.() ?? true)
-        && needles.some((n) => (e.textContent || '').includes(n)))""", needles)
+        && needles.some((n) => (e.textContent || '').includes(n))).map((e) => e.textContent)""", needles))
 
 
 @pytest.mark.server
@@ -179,18 +183,39 @@ def test_live_preview_frame_readout_and_node_messages_show_in_both_renderers(pag
             return on.includes('on'); }""", LIVE_NODE), "the Nodes 2.0 live switch does not show 'on'"
 
 
+# Two failing live edits: one the server refuses at queue time (HTTP 400), one that fails at run time.
+# {kind: (the edit, its undo, text of the error, where the error text starts)}
+FAILING_EDITS = {
+    "refused at queue time": ([SAMPLER_NODE, "original_inference_steps", 1],
+                              [SAMPLER_NODE, "original_inference_steps", 50],
+                              "cannot exceed original_inference_steps", "LCM Sampler (LCM Kit) #6: "),
+    "failed at run time": ([LORA_NODE, "lora_name", WRONG_ARCH_LORA], [LORA_NODE, "lora_name", HOSTILE_LORA],
+                           "this LoRA is for SDXL", "LCM-LoRA Loader (LCM Kit) #2: "),
+}
+
+
 @pytest.mark.server
-def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_core_error_ui(page):
+@pytest.mark.parametrize("kind", list(FAILING_EDITS))
+def test_a_failed_live_edit_shows_on_the_node_without_a_modal_and_a_run_keeps_core_error_ui(page, kind):
     b = page
+    edit, undo, message, where = FAILING_EDITS[kind]
     set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
         (x) => x.name === name); w.value = value; w.callback?.(value); }"""
+    if not b.live_state()["on"]:   # the other kind's test ended with live off
+        before = b.live_state()
+        b.command("LCMKit.Live.Toggle")
+        b.wait_settled(after=before["latest"])
     before = b.live_state()
-    b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 1])
+    # what the frontend shows already (newer frontends keep a normal Run's error panel until the next Run)
+    shown_before = error_shown_by_frontend(b, [message, "failed"])
+    b.js(set_widget, edit)
     failed = b.wait_settled(after=before["latest"])
     b.page.wait_for_timeout(500)
     image = screenshot(b)
-    message = "cannot exceed original_inference_steps"
-    assert failed["on"] and message in (failed["error"] or "")
+    assert failed["on"] and message in (failed["error"] or ""), failed
+    assert failed["error"].startswith(where), failed["error"]   # the node's name as the user sees it
+    refused = failed["stats"]["rejected"] - before["stats"]["rejected"]
+    assert refused == (1 if kind == "refused at queue time" else 0), failed["stats"]
     error = panel(b, LIVE_NODE, "lcm_kit_live_view", ".lcm-kit-line.error")
     assert_text_visible(image, error, message)
     # wrapped inside the node, never inside a word (the browser may break after a hyphen or a slash)
@@ -210,17 +235,18 @@ def test_a_failed_live_run_shows_on_the_node_without_a_modal_and_a_run_keeps_cor
     assert broken["words"] == [] and broken["lines"] >= 2, broken
     # no modal, no error panel or toast of the frontend for a live run
     assert assert_no_error_ui_outside_the_node(b) == []
-    assert not error_shown_by_frontend(b, [message, "failed"])
+    assert error_shown_by_frontend(b, [message, "failed"]) <= shown_before
     assert failed["latest"] not in b.js("() => window.lcmKitTest.errors")
     # live off, then a normal Run of the same failing graph: the frontend's own error UI, as before
     b.command("LCMKit.Live.Toggle")
     assert b.live_state()["on"] is False
     b.command("Comfy.QueuePrompt")
-    b.page.wait_for_function("() => window.lcmKitTest.errors.length > 0", timeout=120_000)
-    b.page.wait_for_timeout(500)
-    assert error_shown_by_frontend(b, [message, "failed"]), "a normal Run's error is not shown by the frontend"
+    deadline = time.time() + 60
+    while not error_shown_by_frontend(b, [message, "failed"]) - shown_before and time.time() < deadline:
+        b.page.wait_for_timeout(200)
+    assert error_shown_by_frontend(b, [message, "failed"]) - shown_before, "a normal Run's error is not shown"
     b.close_dialogs()
-    b.js(set_widget, [SAMPLER_NODE, "original_inference_steps", 50])
+    b.js(set_widget, undo)
 
 
 @pytest.mark.server
@@ -237,7 +263,32 @@ def test_an_edit_inside_a_subgraph_requeues_in_live_mode(page):
         const w = inner.widgets.find((x) => x.name === 'text'); w.value = 'a blue heron'; w.callback?.(w.value); }""")
     after = b.wait_settled(after=before["latest"])
     assert after["error"] is None and after["history"][-1]["promptId"] == after["latest"] != before["latest"]
+    for _ in range(20):   # the page's request events reach this process a moment after the frame
+        if after["latest"] in b.queued_ids:
+            break
+        b.page.wait_for_timeout(100)
     assert after["latest"] in b.queued_ids
+
+
+@pytest.mark.server
+def test_a_steps_preset_that_overrides_steps_says_so_on_the_sampler(page):
+    """The live workflow's sampler is saved with steps_preset "draft: 2 steps": the loaded node says so; custom
+    clears it; another preset shows it again."""
+    b = page
+    set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
+        (x) => x.name === name); w.value = value; w.callback?.(value); }"""
+    hint = panel(b, SAMPLER_NODE, "lcm_kit_hint", ".lcm-kit-line.hint")
+    assert_text_visible(screenshot(b), hint, 'steps is ignored: steps_preset "draft: 2 steps" samples 2 steps')
+    b.js(set_widget, [SAMPLER_NODE, "steps_preset", "custom (use steps)"])
+    b.page.wait_for_timeout(300)
+    assert not panel(b, SAMPLER_NODE, "lcm_kit_hint", ".lcm-kit-line.hint")["shown"]
+    b.js(set_widget, [SAMPLER_NODE, "steps_preset", "final: 8 steps"])
+    b.page.wait_for_timeout(500)
+    hint = panel(b, SAMPLER_NODE, "lcm_kit_hint", ".lcm-kit-line.hint")
+    assert_text_visible(screenshot(b), hint, 'steps is ignored: steps_preset "final: 8 steps" samples 8 steps')
+    assert hint["scrollHeight"] <= hint["clientHeight"] + 1, f"hint cut off: {hint}"
+    b.js(set_widget, [SAMPLER_NODE, "steps_preset", "draft: 2 steps"])
+    b.wait_settled()
 
 
 @pytest.mark.server

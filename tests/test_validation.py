@@ -1,9 +1,9 @@
 """Mistakes that the widget values already show are refused when the prompt is queued (the real /prompt answers
-HTTP 400 before any model loads), with a message that names the input and the fix: LoRA names (the LCM Sampler's
-schedule is still checked at run time).
+HTTP 400 before any model loads), once per mistake, with a message that names the input and the fix: the LCM
+Sampler's and LCM Scheduler's schedule, and LoRA names.
 
-ComfyUI reports a failed VALIDATE_INPUTS once per argument the method takes (execution.validate_inputs), each
-entry naming that argument; the tests below read the message once per node and check what each entry says.
+ComfyUI reports a message returned by VALIDATE_INPUTS once per argument the method takes (execution.validate_inputs,
+v0.3.75 and 0.33); the schedule check takes four, so it raises instead, which core reports once for the node.
 """
 from __future__ import annotations
 
@@ -31,9 +31,17 @@ def rejected(server, prompt: dict) -> dict:
     return body["node_errors"]
 
 
-def messages(node_error: dict) -> set[str]:
-    """The distinct messages of one node's errors, without the "<input> - " prefix core puts before each."""
-    return {e["details"].split(" - ", 1)[-1] for e in node_error["errors"]}
+def only_error(errors: dict, node: str) -> dict:
+    """The one error of the one node in the 400 answer's node_errors."""
+    assert list(errors) == [node], errors
+    (error,) = errors[node]["errors"]
+    return error
+
+
+def schedule_message(errors: dict, node: str = "sampler") -> str:
+    error = only_error(errors, node)
+    assert error["extra_info"]["exception_type"] == "lcm_kit.ScheduleError", error
+    return error["details"]
 
 
 def stack_graph(**rows) -> dict:
@@ -47,10 +55,42 @@ def stack_graph(**rows) -> dict:
     return g
 
 
-def test_good_values_queue_and_a_schedule_error_names_the_pack_exception_briefly(server):
-    """Valid widget values queue. A strength too low for the steps (here from a link) is an error at run time,
-    naming the pack's exception briefly (not by the pack folder's path). (The LCM Sampler does not refuse it at
-    queue time yet: live mode and its tests rely on run-time errors; issue #17 keeps that open.)"""
+def test_strength_too_low_for_the_steps_is_refused_at_queue_time_once(server):
+    message = schedule_message(rejected(server, graphs.lcm_graph(strength=0.05, steps=4)))
+    assert "strength 0.05 leaves only 2 of the model's 50 distillation steps" in message
+    assert "Use strength ≥ 0.08 for 4 steps, or fewer steps" in message
+
+
+def test_a_preset_that_overrides_steps_is_named_in_the_message(server):
+    message = schedule_message(rejected(server, graphs.lcm_graph(strength=0.1, steps=1,
+                                                                 steps_preset="final: 8 steps")))
+    assert message.startswith("steps_preset 'final: 8 steps' sets steps to 8: ")
+    assert "Use strength ≥ 0.16 for 8 steps" in message
+
+
+def test_steps_above_original_inference_steps_is_refused(server):
+    message = schedule_message(rejected(server, graphs.lcm_graph(steps=10, original_inference_steps=8)))
+    assert "steps (10) cannot exceed original_inference_steps (8)" in message and "Lower steps" in message
+
+
+def test_widget_ranges_core_leaves_to_the_check_are_still_checked(server):
+    """Core skips min/max and list checks of the inputs VALIDATE_INPUTS takes: the check does them."""
+    assert schedule_message(rejected(server, graphs.lcm_graph(steps=60, original_inference_steps=100))) \
+        == "steps 60 is above its maximum 50."
+    g = graphs.lcm_graph()
+    g["sampler"]["inputs"]["steps_preset"] = "turbo: 3 steps"
+    assert schedule_message(rejected(server, g)).startswith("steps_preset 'turbo: 3 steps' is not one of: ")
+
+
+def test_lcm_scheduler_checks_the_same(server):
+    g = graphs.sampler_custom(graphs.lcm_graph(), advanced=True, strength=0.02)
+    message = schedule_message(rejected(server, g), node="sigmas")
+    assert "Use strength ≥ 0.08 for 4 steps" in message
+
+
+def test_good_values_queue_and_linked_values_are_checked_at_run_time(server):
+    """Valid widget values queue. A strength from a link is unknown at queue time: the run fails, naming the
+    pack's exception briefly (not by the pack folder's path)."""
     g = graphs.lcm_graph(strength=1.0, steps=2)
     hist = server.wait_history(server.queue(g, str(uuid.uuid4())))
     assert hist["status"]["status_str"] == "success"

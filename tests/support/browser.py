@@ -102,8 +102,10 @@ class Browser:
         self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(self.url)
                         else route.abort())
         self.page.goto(self.url + "/", wait_until="domcontentloaded", timeout=120_000)
-        self.page.wait_for_function("() => window.app?.graph && window.lcmKitLive && window.app.canvas",
-                                    timeout=120_000)
+        # The frontend sets window.app before it opens its first workflow (the default one, as a tab):
+        # a workflow loaded earlier is replaced by it seconds later on a busy machine, and live mode stops.
+        self.page.wait_for_function("() => window.app?.graph && window.lcmKitLive && window.app.canvas"
+                                    " && window.app.extensionManager?.workflow?.activeWorkflow", timeout=120_000)
         return self
 
     def __exit__(self, *exc):
@@ -178,13 +180,18 @@ class Browser:
         self.page.mouse.click(x, y)
 
     def focus_text(self, node_id: int = 3) -> None:
-        """Click into a node's multiline text box, as a user does, and put the cursor at the end."""
+        """Click into a node's multiline text box, as a user does, and put the cursor at the end. Nodes 2.0
+        draws its own text box for the widget (the classic DOM widget's element is then not on the page:
+        a click at its empty box, (0, 0), would hit the first workflow tab)."""
         box = self.js("""(id) => {
             const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === 'text');
-            const el = w.element ?? w.inputEl;
+            const shown = (el) => el && el.getBoundingClientRect().width > 0 ? el : null;
+            const el = shown(document.querySelector(`[data-node-id="${id}"] textarea`)) ?? shown(w.element ?? w.inputEl);
+            if (!el) return null;
             const r = el.getBoundingClientRect();
             return [r.left + r.width / 2, r.top + r.height / 2];
         }""", node_id)
+        assert box, f"node {node_id}'s text box is not on the page"
         self.page.mouse.click(*box)
         self.page.keyboard.press("End")
 
@@ -193,15 +200,16 @@ class Browser:
                        node_id)
 
     def live_state(self) -> dict:
+        # latest: the newest queued prompt's id, or "rejected-<n>" after the server refused the n-th prompt
         return self.js("""() => { const l = window.lcmKitLive; return {
-            on: l.on, latest: l.latest, inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
+            on: l.on, latest: l.latest ?? (l.stats.rejected ? `rejected-${l.stats.rejected}` : null), inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
             queuing: l.queuing || l.firstChangeAt != null,   // an edit not queued yet, or being queued
             running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
             history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
 
     def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
-        """Wait until the newest queued prompt (a newer one than the prompt id `after`) has finished and
-        its frame (or error) is in."""
+        """Wait until the newest queued prompt (a newer one than `after`, a `latest` of live_state) has
+        finished and its frame (or error) is in, or the server refused it (its error is in)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             s = self.live_state()

@@ -16,6 +16,7 @@ CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LIVE_WORKFLOW = REPO / "example_workflows" / "8. Live mode (the image follows the prompt as you type).json"
+SKETCH_WORKFLOW = REPO / "example_workflows" / "9. Live sketch (img2img follows your drawing).json"
 # The public model names the example workflow uses, served by the tiny test models.
 PUBLIC_MODEL_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
@@ -74,6 +75,17 @@ def live_workflow(size: int = 128, text: str | None = None) -> dict:
             node["widgets_values"][:2] = [size, size]
         if node["type"] == "CLIPTextEncode" and node["id"] == 3 and text is not None:
             node["widgets_values"][0] = text
+    return wf
+
+
+def sketch_workflow(size: int = 128) -> dict:
+    """The example live sketch workflow with a size² canvas, its Live Preview moved beside the Sketch node."""
+    wf = json.loads(SKETCH_WORKFLOW.read_text())
+    sketch = next(n for n in wf["nodes"] if n["type"] == "LCMKitSketch")
+    sketch["widgets_values"][:2] = [size, size]
+    for node in wf["nodes"]:
+        if node["type"] == "LCMKitLivePreview":
+            node["pos"] = [sketch["pos"][0] + sketch["size"][0] + 40, sketch["pos"][1]]
     return wf
 
 
@@ -171,6 +183,39 @@ class Browser:
             const r = c.canvas.getBoundingClientRect(), k = r.width / c.canvas.width;
             return [r.left + cx * k, r.top + cy * k];
         }""", [node_id, widget]))
+
+    def show_node(self, node_id: int, at: tuple[float, float] = (120, 140), scale: float = 1.0) -> None:
+        """Pan the graph so that the node's top left corner is at `at` (page px), at `scale`."""
+        self.js("""([id, x, y, k]) => { const c = window.app.canvas, n = window.app.graph.getNodeById(id);
+            c.ds.scale = k; c.ds.offset = [x / k - n.pos[0], y / k - n.pos[1]]; c.setDirty(true, true); }""",
+                [node_id, at[0], at[1], scale])
+        self.page.wait_for_timeout(300)
+
+    def element_box(self, node_id: int, widget: str, selector: str) -> list[float]:
+        """[left, top, right, bottom] on the page of an element inside a node's DOM widget."""
+        return self.js("""([id, name, sel]) => {
+            const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === name);
+            const r = w.element.querySelector(sel).getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom]; }""", [node_id, widget, selector])
+
+    def element_text(self, node_id: int, widget: str, selector: str) -> str:
+        """The text of an element inside a node's DOM widget ("" when hidden)."""
+        return self.js("""([id, name, sel]) => {
+            const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === name);
+            const el = w.element.querySelector(sel);
+            return el && (el.checkVisibility?.() ?? true) ? el.textContent : ''; }""", [node_id, widget, selector])
+
+    def stroke(self, box, points, step_ms: int = 15) -> None:
+        """Draw with the mouse through `points` (0..1 of the box `box`), button held, as a user does."""
+        left, top, right, bottom = box
+        xy = [(left + (right - left) * px, top + (bottom - top) * py) for px, py in points]
+        self.page.mouse.move(*xy[0])
+        self.page.mouse.down()
+        for p in xy[1:]:
+            self.page.mouse.move(*p, steps=2)
+            if step_ms:
+                self.page.wait_for_timeout(step_ms)
+        self.page.mouse.up()
 
     def click_live_toggle(self, node_id: int = 8) -> None:
         self.page.wait_for_timeout(200)   # the canvas lays widgets out on its next frame

@@ -52,7 +52,7 @@ def public_models(comfy, base_dir):
 
 def cap_sizes(prompt: dict, cap: int) -> dict:
     for node in prompt.values():
-        if node["class_type"] == "EmptyLatentImage":
+        if node["class_type"] in ("EmptyLatentImage", "LCMKitSketch"):
             node["inputs"]["width"] = min(node["inputs"]["width"], cap)
             node["inputs"]["height"] = min(node["inputs"]["height"], cap)
     return prompt

@@ -57,7 +57,7 @@ const transport = new LiveTransport({
     onFrame: (meta, blob) => live.onFrame(meta, blob),
 });
 
-const live = new LiveMode({
+export const live = new LiveMode({
     graph: {
         targets: livePreviewNodes,
         key: () => workflowKey(rootGraph().serialize()),

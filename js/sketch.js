@@ -11,8 +11,14 @@
 // Live mode (js/live.js) follows the drawing as it follows typing: each stroke end writes the value and fires an
 // `input` event, which the scheduler (js/scheduling.js) treats like a keystroke; during a long stroke the value
 // is written at most every STROKE_COMMIT_MS, so frames come while you draw.
+//
+// Camera mode (the "camera" button): getUserMedia frames become the sketch, one whenever live mode has no prompt
+// of ours waiting in the queue and at most one per the last run time (so the rate follows what the server
+// manages), mirrored if "mirror" is on. It stops when live mode stops, the tab is hidden or the node is removed;
+// a denied permission or a missing camera is a message on the node.
 import { app } from "../../scripts/app.js";
 import { redrawWidget } from "./compat.js";
+import { live } from "./live.js";
 import { ensureStyle, fitNode, textElement } from "./status.js";
 
 const NODE_CLASS = "LCMKitSketch";
@@ -24,6 +30,8 @@ const UNDO_LIMIT = 40;
 const TOOLS_HEIGHT = 50;                         // two rows of tools at the narrowest node width
 const MARGIN = 4;
 const SYNC_MS = 250;                             // width/height/background widgets changed by any means
+const CAMERA_MIN_MS = 66;                        // at most ~15 camera frames a second
+const CAMERA_POLL_MS = 30;
 
 /** The PNG size (bytes) a data URL carries. */
 export function dataUrlBytes(url) {
@@ -57,8 +65,11 @@ export class SketchPad {
         this.redo = [];
         this.drawing = null;            // {last: [x, y], lastCommit} while a stroke goes on
         this.loadSeq = 0;
+        this.camera = null;
+        this.stats = { cameraFrames: 0 };     // for the tests and the benchmark
         this.root = document.createElement("div");
         this.root.className = "lcm-kit-panel lcm-kit-sketch";
+        this.root.lcmKitPad = this;     // a handle for the browser console and the end-to-end tests
         this.tools = document.createElement("div");
         this.tools.className = "lcm-kit-tools";
         this.size = Object.assign(document.createElement("input"), { type: "range", min: 1, max: 96, value: 12,
@@ -81,6 +92,14 @@ export class SketchPad {
                           button("clear", "clear the drawing", () => this.clear()), bgLabel,
                           button("image…", "start from a picture (drawn into the sketch)", () => this.file.click()),
                           this.file);
+        this.cameraButton = button("camera", "the camera's picture becomes the sketch (live mode)",
+                                   () => (this.camera ? this.stopCamera() : this.startCamera()));
+        this.cameraButton.setAttribute("aria-pressed", "false");
+        this.mirror = button("mirror", "mirror the camera's picture (as a mirror shows you)",
+                             () => this.mirror.setAttribute("aria-pressed",
+                                                            String(this.mirror.getAttribute("aria-pressed") !== "true")));
+        this.mirror.setAttribute("aria-pressed", "true");
+        this.tools.append(this.cameraButton, this.mirror);
         for (const el of [this.size, this.colour, this.background]) {
             el.addEventListener("pointerdown", (e) => e.stopPropagation());
         }
@@ -369,7 +388,73 @@ export class SketchPad {
         image.src = this.value;
     }
 
+    // ---- camera ----
+
+    async startCamera() {
+        if (!navigator.mediaDevices?.getUserMedia) {
+            this.say("This page cannot use a camera: the browser offers one only over https or on localhost.");
+            return;
+        }
+        let stream;
+        try {
+            stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } },
+                                                                 audio: false });
+        } catch (e) {
+            const name = e?.name ?? "";
+            this.say(name === "NotAllowedError" || name === "SecurityError"
+                ? "Camera permission was denied: allow the camera for this site (the icon in the address bar), then click camera again."
+                : name === "NotFoundError" || name === "OverconstrainedError" || name === "NotReadableError"
+                    ? `No camera could be opened (${name}): connect one, close other apps that use it, or draw instead.`
+                    : `The camera did not start: ${e?.message ?? e}`);
+            return;
+        }
+        const video = document.createElement("video");
+        video.muted = true;
+        video.playsInline = true;
+        video.srcObject = stream;
+        this.stage.append(video);
+        try { await video.play(); } catch { /* frames still decode for a muted inline video */ }
+        this.camera = { stream, video, lastGrab: 0, timer: null };
+        this.cameraButton.setAttribute("aria-pressed", "true");
+        this.say("");
+        this.onHidden ??= () => document.hidden && this.stopCamera();
+        document.addEventListener("visibilitychange", this.onHidden);
+        live.setLive(true);
+        this.cameraTick();
+    }
+
+    // One camera frame when the server is ready for it: live on, none of our prompts waiting in the queue, and
+    // at least the last run time since the previous frame.
+    cameraTick() {
+        const cam = this.camera;
+        if (!cam) return;
+        if (!live.on || document.hidden) { this.stopCamera(); return; }
+        const now = performance.now();
+        const wait = Math.max(CAMERA_MIN_MS, live.expectedRunMs() ?? 0);
+        if (!live.ourQueue().waiting && !live.queuing && now - cam.lastGrab >= wait && cam.video.videoWidth) {
+            cam.lastGrab = now;
+            this.drawCover(cam.video, cam.video.videoWidth, cam.video.videoHeight,
+                           this.mirror.getAttribute("aria-pressed") === "true");
+            this.stats.cameraFrames++;
+            this.commit();
+        }
+        cam.timer = setTimeout(() => this.cameraTick(), CAMERA_POLL_MS);
+    }
+
+    stopCamera() {
+        const cam = this.camera;
+        if (!cam) return;
+        this.camera = null;
+        clearTimeout(cam.timer);
+        for (const track of cam.stream.getTracks()) track.stop();
+        cam.video.remove();
+        document.removeEventListener("visibilitychange", this.onHidden);
+        this.cameraButton.setAttribute("aria-pressed", "false");
+        this.snapshot();               // the last frame stays: draw over it, or undo back to it
+    }
+
     remove() {
+        this.stopCamera();
         clearInterval(this.syncTimer);
         this.resizeObserver.disconnect();
     }

@@ -15,6 +15,9 @@ CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
 # The flags this machine needs: no sandbox as root, no GPU, and no background traffic to the network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Chromium's fake camera (a test pattern); without the fake UI flag a camera request is denied (headless: no prompt).
+FAKE_CAMERA_ARGS = ["--use-fake-device-for-media-stream"]
+FAKE_CAMERA_ALLOWED_ARGS = FAKE_CAMERA_ARGS + ["--use-fake-ui-for-media-stream"]
 LIVE_WORKFLOW = REPO / "example_workflows" / "8. Live mode (the image follows the prompt as you type).json"
 SKETCH_WORKFLOW = REPO / "example_workflows" / "9. Live sketch (img2img follows your drawing).json"
 # The public model names the example workflow uses, served by the tiny test models.
@@ -93,9 +96,10 @@ class Browser:
     """One Chromium with one page on the ComfyUI frontend at `url`; records console errors and every
     prompt the page queues (POST /prompt bodies)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, extra_args: list[str] = ()):
         assert url.startswith("http://127.0.0.1:"), url
         self.url = url
+        self.extra_args = list(extra_args)
         self.console_errors: list[str] = []
         self.queued: list[dict] = []
         self.queued_ids: dict[str, dict] = {}   # prompt id (from the server's answer) -> the request body
@@ -104,7 +108,8 @@ class Browser:
     def __enter__(self) -> "Browser":
         from playwright.sync_api import sync_playwright
         self._pw = sync_playwright().start()
-        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                   args=CHROMIUM_ARGS + self.extra_args)
         self.page = self.browser.new_page(viewport={"width": 1600, "height": 900})
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("request", self._on_request)

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from support import browser as browser_support
-from support.comfy_env import ComfyServer
 
 SKETCH, PREVIEW = 5, 9         # node ids in example 9
 CANVAS = ".lcm-kit-stage canvas"
@@ -24,21 +23,9 @@ ARC = [(0.2, 0.8), (0.5, 0.3), (0.8, 0.75)]
 
 @pytest.fixture(scope="module", params=["own", "newest"])
 def sketch_server(request, server, base_dir, tmp_path_factory):
-    reason = browser_support.chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    browser_support.link_public_models(base_dir)
-    if request.param == "own":
-        yield server, "own"
-        return
-    root = browser_support.newest_frontend_root()
-    if root is None:
-        pytest.skip(f"frontend {browser_support.NEWEST_FRONTEND} is not unpacked (python3 scripts/testbed.py setup)")
-    newest = ComfyServer(base_dir, tmp_path_factory.mktemp("server-sketch-newest") / "comfyui.log",
-                         extra_args=["--front-end-root", str(root)])
-    newest.start()
-    yield newest, "newest"
-    newest.stop()
+    log_dir = tmp_path_factory.mktemp("server-sketch-newest")
+    with browser_support.frontend_server(request.param, server, base_dir, log_dir) as srv:
+        yield srv, request.param
 
 
 @pytest.fixture(scope="module", params=["classic", "nodes2"])

@@ -3,6 +3,7 @@ the live benchmark. Chromium is the system one (/usr/bin/chromium, installed by 
 Playwright never downloads a browser. Only 127.0.0.1 is ever loaded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -49,6 +50,29 @@ def chromium_missing_reason() -> str | None:
     except ImportError:
         return "playwright is not installed (it is pinned in scripts/requirements-testbed.lock)"
     return None
+
+
+@contextlib.contextmanager
+def frontend_server(frontend: str, server, base: Path, log_dir: Path):
+    """The session's `server` with its own frontend ("own"), or a second server on the same base directory serving
+    the newest frontend ("newest"), stopped on exit. pytest.skip when Chromium or that frontend is missing."""
+    import pytest
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    link_public_models(base)
+    if frontend == "own":
+        yield server
+        return
+    root = newest_frontend_root()
+    if root is None:
+        pytest.skip(f"frontend {NEWEST_FRONTEND} is not unpacked (python3 scripts/testbed.py setup)")
+    newest = comfy_env.ComfyServer(base, log_dir / "comfyui.log", extra_args=["--front-end-root", str(root)])
+    newest.start()
+    try:
+        yield newest
+    finally:
+        newest.stop()
 
 
 def link_public_models(base: Path) -> None:

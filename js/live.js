@@ -67,7 +67,7 @@ const transport = new LiveTransport({
     onFrame: (meta, blob) => live.onFrame(meta, blob),
 }, nodeDisplayName);
 
-const live = new LiveMode({
+export const live = new LiveMode({
     graph: {
         targets: () => liveTargets(),
         key: () => workflowKey(rootGraph().serialize()),

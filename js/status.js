@@ -32,6 +32,18 @@ const CSS = `
 .lcm-kit-live .lcm-kit-readout.off { color: #aaa; }
 .lcm-kit-frame-box { position: relative; flex: 1 1 auto; min-height: 128px; }
 .lcm-kit-frame { position: absolute; inset: 0; width: 100%; height: 100%; object-fit: contain; }
+.lcm-kit-sketch { display: flex; flex-direction: column; gap: 3px; height: 100%; pointer-events: auto; }
+.lcm-kit-tools { display: flex; flex-wrap: wrap; gap: 3px; align-items: center; }
+.lcm-kit-tools button, .lcm-kit-tools label { font: 11px sans-serif; color: #ddd; background: #333; border: 1px solid #555;
+  border-radius: 3px; padding: 1px 5px; height: 22px; box-sizing: border-box; cursor: pointer; display: inline-flex;
+  align-items: center; gap: 3px; }
+.lcm-kit-tools button[aria-pressed=true] { background: #357; border-color: #79b; }
+.lcm-kit-tools input[type=color] { width: 22px; height: 20px; padding: 0; border: 0; background: none; }
+.lcm-kit-tools input[type=range] { width: 60px; }
+.lcm-kit-stage { position: relative; flex: 1 1 auto; min-height: 64px; display: flex; align-items: center;
+  justify-content: center; overflow: hidden; }
+.lcm-kit-stage canvas { touch-action: none; cursor: crosshair; box-shadow: 0 0 0 1px #555; }
+.lcm-kit-stage video { position: absolute; opacity: 0; width: 1px; height: 1px; pointer-events: none; }
 `;
 
 /** Put the pack's few CSS rules into the page once. */

@@ -21,7 +21,7 @@ UNSUPPORTED = compat.unsupported_reason()
 if UNSUPPORTED:
     logging.getLogger("lcm_kit").error("%s %s", status.LOG_PREFIX, UNSUPPORTED)
 else:
-    from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, optimize_nodes, sampler_nodes
+    from . import lcm_checkpoint_nodes, live_nodes, lora_nodes, optimize_nodes, sampler_nodes, sketch_nodes
 
-    for _module in (sampler_nodes, lora_nodes, lcm_checkpoint_nodes, live_nodes, optimize_nodes):
+    for _module in (sampler_nodes, lora_nodes, lcm_checkpoint_nodes, live_nodes, optimize_nodes, sketch_nodes):
         _register(_module)

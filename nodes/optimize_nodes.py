@@ -1,4 +1,4 @@
-"""Node classes for speed and memory: Compile, Offload, Fast Decode. Thin: validate, clone, patch;
+"""Node classes for speed and memory: Compile, Offload, Fast Decode / Encode. Thin: validate, clone, patch;
 the behaviour lives in `optimize`.
 
 Widget order is fixed forever (saved workflows store widget values positionally): new inputs go at
@@ -121,13 +121,36 @@ class LCMKitFastDecode:
         return (optimize.fast_decode(model, samples["samples"]),)
 
 
+class LCMKitFastEncode:
+    DESCRIPTION = ("Encodes images to latents with TAESD (SD1.5) or TAESDXL (SDXL), the tiny encoders that pair "
+                   "with Fast Decode: many times faster than VAE Encode, for live img2img from a sketch or a "
+                   "camera. Needs taesd_encoder / taesdxl_encoder in models/vae_approx.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "pixels": ("IMAGE", {"tooltip": "The image to encode (a Sketch, a camera frame, Load Image). Sizes "
+                                            "that are not a multiple of 8 are cropped, as VAE Encode does."}),
+            "model": ("MODEL", {"tooltip": "The model that will sample the latents: it picks TAESD (SD1.5) or "
+                                           "TAESDXL (SDXL)."}),
+        }}
+
+    def encode(self, pixels, model):
+        return ({"samples": optimize.fast_encode(model, pixels)},)
+
+
 NODE_CLASS_MAPPINGS = {
     "LCMKitCompile": LCMKitCompile,
     "LCMKitOffload": LCMKitOffload,
     "LCMKitFastDecode": LCMKitFastDecode,
+    "LCMKitFastEncode": LCMKitFastEncode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LCMKitCompile": "Compile Model (LCM Kit)",
     "LCMKitOffload": "Offload Policy (LCM Kit)",
     "LCMKitFastDecode": "Fast Decode TAESD (LCM Kit)",
+    "LCMKitFastEncode": "Fast Encode TAESD (LCM Kit)",
 }

@@ -67,7 +67,8 @@ GAP, ROW_GAP = 30, 50
 TITLE_HEIGHT = 30                   # the frontend draws a node's title bar above its pos
 NOTE_HEIGHT = 110
 SIZES = {"CLIPTextEncode": (400, 150),    # room for the prompt text box
-         "LCMKitLivePreview": (420, 470)}  # room for the frame
+         "LCMKitLivePreview": (420, 470),  # room for the frame
+         "LCMKitSketch": (360, 420)}       # room for the canvas
 
 
 def model_entries(values) -> list[dict]:
@@ -105,6 +106,7 @@ class Node:
                  title: str | None = None):
         self.wf, self.id, self.type, self.info, self.values, self.links = wf, nid, type_, info, values, links
         self.title = title
+        self.size: tuple[int, int] | None = None   # instead of SIZES / the default for its type
         self.link_ids: dict[str, int] = {}
 
     def __getitem__(self, slot: int) -> Out:
@@ -177,7 +179,7 @@ class Workflow:
                 link_rows[slot["link"] - 1][4] = i
             outputs = [{"name": name, "type": kind, "links": consumers.get((n.id, i), []), "slot_index": i}
                        for i, (name, kind) in enumerate(zip(n.info["output_name"], n.info["output"]))]
-            size = list(SIZES.get(n.type, (320, 40 + 24 * (len(widgets) + max(len(inputs), len(outputs))))))
+            size = list(n.size or SIZES.get(n.type, (320, 40 + 24 * (len(widgets) + max(len(inputs), len(outputs))))))
             properties = {"Node name for S&R": n.type}
             if model_entries(widgets):
                 properties["models"] = model_entries(widgets)
@@ -406,6 +408,41 @@ def live() -> Workflow:
     return w
 
 
+def live_img2img(note: str, text: str, size: int, steps: int, strength: float) -> Workflow:
+    """Live img2img from the Sketch node: Sketch -> Fast Encode -> LCM Sampler -> Fast Decode -> Live Preview."""
+    w = Workflow(note)
+    ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    lora = lcm_lora(w, ckpt, SD15_LCM_LORA)
+    pos, neg = prompt_pair(w, lora[1], text)
+    sketch = w.node("LCMKitSketch", width=size, height=size, background="#ffffff", sketch="")
+    enc = w.node("LCMKitFastEncode", pixels=sketch[0], model=lora[0])
+    s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=enc[0], seed=7,
+               steps=steps, cfg=1.0, strength=strength)
+    dec = w.node("LCMKitFastDecode", samples=s[0], model=lora[0])
+    w.aside = w.node("LCMKitLivePreview", images=dec[0], format="JPEG", max_size=512)
+    w.aside.size = (360, 400)    # narrower than in the typing example: the canvas takes room on the left
+    return w
+
+
+def live_sketch() -> Workflow:
+    return live_img2img("Live sketch: draw, and LCM turns the sketch into a picture as you draw.\n\n"
+                        "Click 'live' on the Live Preview node, then draw on the Sketch node's canvas (brush, eraser, "
+                        "undo, clear, a picture to start from). Each stroke queues the graph again; a long stroke "
+                        "sends frames while you draw. strength 0.5 stays close to your lines, 0.7 reimagines them. "
+                        "Fast Encode/Decode (TAESD, in models/vae_approx) keep each frame quick. The drawing is saved "
+                        "inside the workflow (up to 4 MB of PNG).",
+                        "a watercolor landscape, mountains and a lake, soft light", 512, steps=3, strength=0.6)
+
+
+def live_camera() -> Workflow:
+    return live_img2img("Live camera: your webcam, restyled by LCM frame after frame.\n\n"
+                        "Click 'camera' on the Sketch node and allow the camera: live mode switches on and each "
+                        "camera frame becomes the sketch as soon as the server is ready for the next one (the rate "
+                        "follows the run time). 'mirror' flips it as a mirror does. Live off, or another tab, stops "
+                        "the camera. Keep it small and fast: 384 px, 2 steps, strength 0.6.",
+                        "an oil painting portrait, impressionist, warm light", 384, steps=2, strength=0.6)
+
+
 # File name = the title the template browser shows (frontends 1.32-1.58 show a pack's template by its file name and
 # look up no translation for it); the number gives the order wherever the list is sorted by name.
 EXAMPLES = {
@@ -417,6 +454,8 @@ EXAMPLES = {
     "6. Full LCM checkpoint with guidance (Dreamshaper v7)": full_lcm_checkpoint,
     "7. SamplerCustomAdvanced with LCM sigmas": sampler_custom_advanced,
     "8. Live mode (the image follows the prompt as you type)": live,
+    "9. Live sketch (img2img follows your drawing)": live_sketch,
+    "10. Live camera (img2img follows your webcam)": live_camera,
 }
 
 

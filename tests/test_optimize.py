@@ -1,4 +1,4 @@
-"""Compile, Offload and Fast Decode (issue #5), through ComfyUI's real executor on the tiny models.
+"""Compile, Offload and Fast Decode (issue #5), Fast Encode (issue #16), through ComfyUI's real executor on the tiny models.
 
 Compile budget: the tiny SD1.5 UNet is compiled with CPU inductor once for the module (`warm`, 8×8
 latents); every later run must reuse it. Compilations are counted with dynamo's own counter
@@ -18,13 +18,14 @@ import graphs
 STYLE = "tiny-sd15-style-kohya.safetensors"
 LCM = "tiny-sd15-lcm-kohya.safetensors"
 COMPILE = {"mode": "default", "backend": "inductor", "dynamic": "auto", "fullgraph": False, "channels_last": False}
-NODE_IDS = ["LCMKitCompile", "LCMKitOffload", "LCMKitFastDecode"]
+NODE_IDS = ["LCMKitCompile", "LCMKitOffload", "LCMKitFastDecode", "LCMKitFastEncode"]
 # Saved workflows store widget values positionally: this order is fixed forever.
 WIDGET_ORDER = {
     "LCMKitCompile": ["model", "mode", "backend", "dynamic", "fullgraph", "channels_last", "stack_on_builtin",
                       "attention"],
     "LCMKitOffload": ["model", "clip", "vae", "text_encoder", "vae_device", "model_between_runs"],
     "LCMKitFastDecode": ["samples", "model"],
+    "LCMKitFastEncode": ["pixels", "model"],
 }
 
 
@@ -360,9 +361,56 @@ def test_fast_decode_matches_core_taesd_vae_decode(comfy, pack, loaded):
 
 def test_fast_decode_without_weights_lists_what_is_missing(comfy, opt):
     with pytest.raises(FileNotFoundError) as e:
-        opt.find_taesd_decoder("taesdxl_decoder")
+        opt.find_taesd_file("taesdxl_decoder")
     message = str(e.value)
     assert "taesdxl_decoder" in message and "vae_approx" in message and "taesd_decoder.safetensors" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast encode
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 61)])   # (w, h); 70×61 is cropped to 64×56 as VAE Encode crops
+def test_fast_encode_matches_core_taesd_vae_encode(comfy, pack, loaded, size):
+    """Reference: core's VAELoader("taesd") + VAEEncode on the same pixels (the tiny generated TAESD encoder)."""
+    import nodes
+    model = loaded[0]
+    width, height = size
+    pixels = torch.rand(2, height, width, 3, generator=torch.Generator().manual_seed(3))
+    ours = pack.NODE_CLASS_MAPPINGS["LCMKitFastEncode"]().encode(pixels, model)[0]["samples"]
+    taesd_vae = nodes.VAELoader().load_vae("taesd")[0]
+    core = nodes.VAEEncode().encode(taesd_vae, pixels)[0]["samples"]
+    assert ours.shape == core.shape == (2, 4, height // 8, width // 8)
+    assert torch.allclose(ours, core, atol=1e-4), (ours - core).abs().max()
+    assert ours.std() > 0.01
+
+
+def test_fast_encode_then_fast_decode_round_trips_through_one_cached_module_each(pack, opt, loaded):
+    model = loaded[0]
+    pixels = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(4))
+    enc, dec = pack.NODE_CLASS_MAPPINGS["LCMKitFastEncode"](), pack.NODE_CLASS_MAPPINGS["LCMKitFastDecode"]()
+    image = dec.decode(enc.encode(pixels, model)[0], model)[0]
+    enc.encode(pixels, model)
+    assert image.shape == (1, 32, 32, 3)
+    parts = sorted(key[2] for key in opt._TAESD_CACHE)
+    assert parts == ["decoder", "encoder"]
+    taesd = {key[2]: t for key, t in opt._TAESD_CACHE.items()}
+    assert taesd["encoder"].taesd_decoder is None and taesd["decoder"].taesd_encoder is None
+
+
+def test_fast_encode_rejects_what_is_not_an_image_batch(pack, loaded):
+    enc = pack.NODE_CLASS_MAPPINGS["LCMKitFastEncode"]()
+    with pytest.raises(ValueError, match="B×H×W×3"):
+        enc.encode(torch.rand(32, 32, 3), loaded[0])
+    with pytest.raises(ValueError, match="at least 8×8"):
+        enc.encode(torch.rand(1, 4, 4, 3), loaded[0])
+
+
+def test_fast_encode_without_weights_names_the_encoder_file(comfy, opt):
+    with pytest.raises(FileNotFoundError) as e:
+        opt.find_taesd_file("taesdxl_encoder")
+    message = str(e.value)
+    assert "Fast Encode needs taesdxl_encoder" in message and "VAE Encode" in message
 
 
 def test_vae_loaded_in_half_gets_its_own_float32_copy_on_cpu(comfy, opt, loaded):

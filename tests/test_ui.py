@@ -15,7 +15,6 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from support import browser as browser_support
-from support.comfy_env import ComfyServer
 
 LIVE_NODE, SAMPLER_NODE, LORA_NODE = 8, 6, 2
 # A LoRA file name that is HTML: it must show up as text.
@@ -29,23 +28,11 @@ READOUT = re.compile(r"● live · (?:[\d.]+ fps · )?frame [\d.]+ (?:ms|s) afte
 def ui_server(request, server, base_dir, tmp_path_factory):
     """The session's server with its own frontend, or a second one on the same base directory serving the
     newest frontend."""
-    reason = browser_support.chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    browser_support.link_public_models(base_dir)
     browser_support.link_models(base_dir, {f"loras/{HOSTILE_LORA}": "loras/tiny-sd15-lcm-kohya.safetensors",
                                            f"loras/{WRONG_ARCH_LORA}": "loras/tiny-sdxl-lcm-kohya.safetensors"})
-    if request.param == "own":
-        yield server
-        return
-    root = browser_support.newest_frontend_root()
-    if root is None:
-        pytest.skip(f"frontend {browser_support.NEWEST_FRONTEND} is not unpacked (python3 scripts/testbed.py setup)")
-    newest = ComfyServer(base_dir, tmp_path_factory.mktemp("server-newest") / "comfyui.log",
-                         extra_args=["--front-end-root", str(root)])
-    newest.start()
-    yield newest
-    newest.stop()
+    log_dir = tmp_path_factory.mktemp("server-newest")
+    with browser_support.frontend_server(request.param, server, base_dir, log_dir) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module", params=["classic", "nodes2"])

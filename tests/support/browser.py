@@ -3,6 +3,7 @@ the live benchmark. Chromium is the system one (/usr/bin/chromium, installed by 
 Playwright never downloads a browser. Only 127.0.0.1 is ever loaded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -15,7 +16,11 @@ CHROMIUM = os.environ.get("LCM_KIT_CHROMIUM", "/usr/bin/chromium")
 # The flags this machine needs: no sandbox as root, no GPU, and no background traffic to the network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Chromium's fake camera (a test pattern); without the fake UI flag a camera request is denied (headless: no prompt).
+FAKE_CAMERA_ARGS = ["--use-fake-device-for-media-stream"]
+FAKE_CAMERA_ALLOWED_ARGS = FAKE_CAMERA_ARGS + ["--use-fake-ui-for-media-stream"]
 LIVE_WORKFLOW = REPO / "example_workflows" / "8. Live mode (the image follows the prompt as you type).json"
+SKETCH_WORKFLOW = REPO / "example_workflows" / "9. Live sketch (img2img follows your drawing).json"
 # The public model names the example workflow uses, served by the tiny test models.
 PUBLIC_MODEL_NAMES = {
     "checkpoints/v1-5-pruned-emaonly.safetensors": "checkpoints/tiny-sd15.safetensors",
@@ -45,6 +50,29 @@ def chromium_missing_reason() -> str | None:
     except ImportError:
         return "playwright is not installed (it is pinned in scripts/requirements-testbed.lock)"
     return None
+
+
+@contextlib.contextmanager
+def frontend_server(frontend: str, server, base: Path, log_dir: Path):
+    """The session's `server` with its own frontend ("own"), or a second server on the same base directory serving
+    the newest frontend ("newest"), stopped on exit. pytest.skip when Chromium or that frontend is missing."""
+    import pytest
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    link_public_models(base)
+    if frontend == "own":
+        yield server
+        return
+    root = newest_frontend_root()
+    if root is None:
+        pytest.skip(f"frontend {NEWEST_FRONTEND} is not unpacked (python3 scripts/testbed.py setup)")
+    newest = comfy_env.ComfyServer(base, log_dir / "comfyui.log", extra_args=["--front-end-root", str(root)])
+    newest.start()
+    try:
+        yield newest
+    finally:
+        newest.stop()
 
 
 def link_public_models(base: Path) -> None:
@@ -77,13 +105,25 @@ def live_workflow(size: int = 128, text: str | None = None) -> dict:
     return wf
 
 
+def sketch_workflow(size: int = 128) -> dict:
+    """The example live sketch workflow with a size² canvas, its Live Preview moved beside the Sketch node."""
+    wf = json.loads(SKETCH_WORKFLOW.read_text())
+    sketch = next(n for n in wf["nodes"] if n["type"] == "LCMKitSketch")
+    sketch["widgets_values"][:2] = [size, size]
+    for node in wf["nodes"]:
+        if node["type"] == "LCMKitLivePreview":
+            node["pos"] = [sketch["pos"][0] + sketch["size"][0] + 40, sketch["pos"][1]]
+    return wf
+
+
 class Browser:
     """One Chromium with one page on the ComfyUI frontend at `url`; records console errors and every
     prompt the page queues (POST /prompt bodies)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, extra_args: list[str] = ()):
         assert url.startswith("http://127.0.0.1:"), url
         self.url = url
+        self.extra_args = list(extra_args)
         self.console_errors: list[str] = []
         self.queued: list[dict] = []
         self.queued_ids: dict[str, dict] = {}   # prompt id (from the server's answer) -> the request body
@@ -92,7 +132,8 @@ class Browser:
     def __enter__(self) -> "Browser":
         from playwright.sync_api import sync_playwright
         self._pw = sync_playwright().start()
-        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                   args=CHROMIUM_ARGS + self.extra_args)
         self.page = self.browser.new_page(viewport={"width": 1600, "height": 900})
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("request", self._on_request)
@@ -173,6 +214,39 @@ class Browser:
             const r = c.canvas.getBoundingClientRect(), k = r.width / c.canvas.width;
             return [r.left + cx * k, r.top + cy * k];
         }""", [node_id, widget]))
+
+    def show_node(self, node_id: int, at: tuple[float, float] = (120, 140), scale: float = 1.0) -> None:
+        """Pan the graph so that the node's top left corner is at `at` (page px), at `scale`."""
+        self.js("""([id, x, y, k]) => { const c = window.app.canvas, n = window.app.graph.getNodeById(id);
+            c.ds.scale = k; c.ds.offset = [x / k - n.pos[0], y / k - n.pos[1]]; c.setDirty(true, true); }""",
+                [node_id, at[0], at[1], scale])
+        self.page.wait_for_timeout(300)
+
+    def element_box(self, node_id: int, widget: str, selector: str) -> list[float]:
+        """[left, top, right, bottom] on the page of an element inside a node's DOM widget."""
+        return self.js("""([id, name, sel]) => {
+            const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === name);
+            const r = w.element.querySelector(sel).getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom]; }""", [node_id, widget, selector])
+
+    def element_text(self, node_id: int, widget: str, selector: str) -> str:
+        """The text of an element inside a node's DOM widget ("" when hidden)."""
+        return self.js("""([id, name, sel]) => {
+            const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === name);
+            const el = w.element.querySelector(sel);
+            return el && (el.checkVisibility?.() ?? true) ? el.textContent : ''; }""", [node_id, widget, selector])
+
+    def stroke(self, box, points, step_ms: int = 15) -> None:
+        """Draw with the mouse through `points` (0..1 of the box `box`), button held, as a user does."""
+        left, top, right, bottom = box
+        xy = [(left + (right - left) * px, top + (bottom - top) * py) for px, py in points]
+        self.page.mouse.move(*xy[0])
+        self.page.mouse.down()
+        for p in xy[1:]:
+            self.page.mouse.move(*p, steps=2)
+            if step_ms:
+                self.page.wait_for_timeout(step_ms)
+        self.page.mouse.up()
 
     def click_live_toggle(self, node_id: int = 8) -> None:
         self.page.wait_for_timeout(200)   # the canvas lays widgets out on its next frame

@@ -8,7 +8,8 @@ control value ("fixed", "randomize", …). Links override widget values.
 from __future__ import annotations
 
 VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# the frontend's widget types, and the pack's own (nodes/sketch_nodes.py SKETCH_TYPE, drawn by js/sketch.js)
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "LCMKIT_SKETCH"}
 
 
 def input_specs(info: dict) -> list[tuple[str, object, dict]]:

@@ -1,0 +1,65 @@
+"""Node classes for live img2img from the browser: the Sketch node (a drawing canvas inside the node, `js/sketch.js`).
+Thin: the sketch travels inside the prompt as a PNG data URL and is checked at queue time; `sketch` does the rest.
+
+Widget order is fixed forever (saved workflows store widget values positionally): new inputs go at the end,
+optional.
+"""
+from __future__ import annotations
+
+from . import sketch as sketch_data
+
+CATEGORY = "LCM Kit/live"
+SKETCH_TYPE = "LCMKIT_SKETCH"    # the canvas widget js/sketch.js registers; its value is a PNG data URL
+
+
+class LCMKitSketch:
+    DESCRIPTION = ("A drawing canvas inside the node: brush, colour, eraser, undo/redo, clear, a picture to start "
+                   "from. Outputs the sketch as an IMAGE (for VAE Encode / Fast Encode and img2img at strength "
+                   "0.5-0.7) and the painted area as a MASK (for inpainting). The drawing travels inside the prompt "
+                   f"(a PNG of at most {sketch_data.megabytes(sketch_data.MAX_SKETCH_PNG_BYTES)}); nothing is written to "
+                   "input/. With a Live Preview in live mode, each stroke queues the graph again.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("image", "mask")
+    FUNCTION = "render"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        side = {"default": sketch_data.DEFAULT_SIDE, "min": sketch_data.MIN_SIDE, "max": sketch_data.MAX_SIDE, "step": 8}
+        return {
+            "required": {
+                "width": ("INT", {**side, "tooltip": "Canvas width in pixels (the IMAGE's width). Changing it "
+                                                     "rescales what is drawn."}),
+                "height": ("INT", {**side, "tooltip": "Canvas height in pixels (the IMAGE's height)."}),
+                "background": ("STRING", {"default": sketch_data.DEFAULT_BACKGROUND, "tooltip":
+                               "The colour under the strokes, as #rrggbb. The eraser reveals it (or the connected "
+                               "image). The canvas's background button sets it too."}),
+                "sketch": (SKETCH_TYPE, {"default": "", "tooltip":
+                           "The drawing, as the canvas writes it (a PNG data URL). Draw on the canvas above; empty "
+                           "means nothing drawn yet."}),
+            },
+            "optional": {
+                "image": ("IMAGE", {"tooltip": "Start from this image: the strokes are drawn over it (resized to "
+                                               "width×height) instead of over the background colour. The MASK "
+                                               "still marks only what you painted."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, sketch, width, height):
+        # At queue time, so a bad payload is one clear 400 and never reaches the executor. (ComfyUI repeats the
+        # message once per input named here: only what the check needs.)
+        try:
+            sketch_data.check_sketch(sketch, width, height)
+        except sketch_data.SketchError as e:
+            return f"Sketch: {e}"
+        return True
+
+    def render(self, width, height, background, sketch, image=None):
+        strokes = sketch_data.check_sketch(sketch, width, height)
+        return sketch_data.sketch_image(strokes, int(width), int(height), sketch_data.parse_colour(background),
+                                        base=image)
+
+
+NODE_CLASS_MAPPINGS = {"LCMKitSketch": LCMKitSketch}
+NODE_DISPLAY_NAME_MAPPINGS = {"LCMKitSketch": "Sketch (LCM Kit)"}

@@ -1,0 +1,54 @@
+"""Camera mode of the Sketch node (issue #16) with Chromium's fake camera: a denied permission is a message on the
+node; allowed, the camera's frames become the sketch and stream live frames, until live mode goes off.
+(A module of its own: Playwright's sync API allows one browser per thread at a time, and test_sketch_ui.py keeps its
+page open for the whole module.)"""
+from __future__ import annotations
+
+import pytest
+
+from support import browser as browser_support
+
+SKETCH = 5   # the Sketch node's id in example 9
+
+
+@pytest.mark.server
+def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_off(server, base_dir):
+    """Chromium's fake camera: without the fake permission UI headless Chromium denies the camera (the node says
+    so); once the page may use it, its test pattern becomes the sketch frame after frame, until live goes off."""
+    reason = browser_support.chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    browser_support.link_public_models(base_dir)
+    browser_support.write_frontend_settings(base_dir, {"Comfy.VueNodes.Enabled": False})
+    with browser_support.Browser(server.url, extra_args=browser_support.FAKE_CAMERA_ARGS) as b:
+        b.load_workflow(browser_support.sketch_workflow(128))
+        b.show_node(SKETCH, scale=0.9)
+        pad = "window.app.graph.getNodeById(%d).widgets.find((w) => w.name === 'sketch').element.lcmKitPad" % SKETCH
+
+        def click_camera():
+            left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
+            b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
+
+        click_camera()
+        b.page.wait_for_function(f"() => {pad}.message.textContent.includes('denied')", timeout=10_000)
+        message = b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning")
+        assert "Camera permission was denied" in message and "allow the camera" in message, message
+        assert not b.live_state()["on"] and b.js(f"() => {pad}.camera") is None
+
+        b.page.context.grant_permissions(["camera"], origin=server.url)
+        click_camera()
+        b.page.wait_for_function(f"() => {pad}.stats.cameraFrames >= 4 && window.lcmKitLive.stats.frames >= 3",
+                                 timeout=120_000)
+        assert b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning") == ""
+        state = b.live_state()
+        assert state["on"] and state["error"] is None
+        # the frames are the camera's: the prompts carried different sketches
+        sketches = {body["prompt"][str(SKETCH)]["inputs"]["sketch"] for body in b.queued_ids.values()}
+        assert len(sketches) >= 3
+        b.command("LCMKit.Live.Toggle")
+        b.page.wait_for_timeout(300)
+        assert b.js(f"() => {pad}.camera") is None
+        grabbed, queued = b.js(f"() => {pad}.stats.cameraFrames"), len(b.queued)
+        b.page.wait_for_timeout(800)
+        assert b.js(f"() => {pad}.stats.cameraFrames") == grabbed and len(b.queued) == queued
+        assert server.get("/queue")["queue_pending"] == []

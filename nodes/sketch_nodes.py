@@ -7,6 +7,7 @@ optional.
 from __future__ import annotations
 
 from . import sketch as sketch_data
+from .input_checks import widget_value_problem
 
 CATEGORY = "LCM Kit/live"
 SKETCH_TYPE = "LCMKIT_SKETCH"    # the canvas widget js/sketch.js registers; its value is a PNG data URL
@@ -46,13 +47,23 @@ class LCMKitSketch:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, sketch, width, height):
-        # At queue time, so a bad payload is one clear 400 and never reaches the executor. (ComfyUI repeats the
-        # message once per input named here: only what the check needs.)
+    def VALIDATE_INPUTS(cls, sketch=None, width=None, height=None, background=None):
+        """At queue time, so a bad payload is one clear 400 and never reaches the executor. Raises rather than
+        returns: ComfyUI repeats a returned message once per argument here, a raised one it reports once. Taking
+        width/height turns off core's own range checks of them, so they are checked here. A value from a link
+        (None here) is checked when the node runs."""
+        specs = cls.INPUT_TYPES()["required"]
+        for name, value in (("width", width), ("height", height)):
+            problem = value is not None and widget_value_problem(specs[name], name, value)
+            if problem:
+                raise sketch_data.SketchError(f"Sketch: {problem}")
         try:
-            sketch_data.check_sketch(sketch, width, height)
+            if background is not None:
+                sketch_data.parse_colour(background)
+            if None not in (sketch, width, height):
+                sketch_data.check_sketch(sketch, width, height)
         except sketch_data.SketchError as e:
-            return f"Sketch: {e}"
+            raise sketch_data.SketchError(f"Sketch: {e}") from None
         return True
 
     def render(self, width, height, background, sketch, image=None):

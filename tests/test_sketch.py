@@ -16,7 +16,7 @@ from PIL import Image
 
 import graphs
 
-W, H = 64, 48
+W, H = 80, 64   # not square, both within the widgets' range (64 … 2048, step 8)
 
 
 def png_data_url(image: Image.Image, fmt: str = "PNG") -> str:
@@ -137,9 +137,18 @@ def test_bad_payloads_straight_to_prompt_each_get_one_clear_validation_error(ser
         assert info.value.code == 400, name
         body = json.loads(info.value.read())
         assert list(body["node_errors"]) == ["sketch"], (name, body)
-        messages = {e["details"].split(" - ", 1)[1] for e in body["node_errors"]["sketch"]["errors"]}
-        assert len(messages) == 1, (name, messages)     # one message (ComfyUI repeats it per checked input)
-        assert needle in messages.pop(), name
+        (error,) = body["node_errors"]["sketch"]["errors"]     # once, not once per checked input
+        assert error["extra_info"]["exception_type"] == "lcm_kit.SketchError", (name, error)
+        assert needle in error["details"], (name, error)
+    # the other widgets: checked at queue time too, once each
+    for widget, value, needle in (("background", "red", "background 'red' is not a colour: write it as #rrggbb"),
+                                  ("width", 4096, "width 4096 is above its maximum 2048")):
+        g = sketch_graph(png_data_url(strokes()))
+        g["sketch"]["inputs"][widget] = value
+        with pytest.raises(urllib.error.HTTPError) as info:
+            server.queue(g, str(uuid.uuid4()))
+        (error,) = json.loads(info.value.read())["node_errors"]["sketch"]["errors"]
+        assert needle in error["details"], error
     # the server is up and runs a good sketch
     prompt_id = server.queue(sketch_graph(png_data_url(strokes())), str(uuid.uuid4()))
     assert server.wait_history(prompt_id)["status"]["status_str"] == "success"

@@ -153,3 +153,15 @@ def test_missing_model_file_names_the_file_and_its_folder(server, public_models)
     body = json.loads(info.value.read())
     details = json.dumps(body["node_errors"])
     assert "lcm-lora-missing.safetensors" in details and "loras folder" in details and "models" in details
+
+
+def test_examples_are_what_make_examples_writes(comfy):
+    """The files are the generator's output (scripts/example_workflows.py, run by `make examples`): when a node gains
+    an input or a widget, this fails until the examples are regenerated, instead of shipping stale ones."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lcm_kit_example_workflows", REPO / "scripts" / "example_workflows.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    stale = [name for name, build in generator.EXAMPLES.items()
+             if (REPO / "example_workflows" / f"{name}.json").read_text() != json.dumps(build().to_json(), indent=1) + "\n"]
+    assert stale == [], f"regenerate them with `make examples`: {stale}"

@@ -60,11 +60,15 @@ def _api_prompt(workflow_prompt: dict, text: str) -> dict:
     return prompt
 
 
-def back_to_back(server, api_prompt: dict, frames: int, typing: tuple | None = None) -> dict:
-    """N prompts queued at once over HTTP. typing=(page, key_ms, seconds): meanwhile type into the page's
-    prompt box (live mode off) as live_continuous does, so the browser loads the machine the same way."""
+def back_to_back(server, api_prompt: dict, frames: int, typing: tuple | None = None,
+                 prompts: list[dict] | None = None) -> dict:
+    """N prompts queued at once over HTTP (`api_prompt` with N texts, or the given `prompts`). typing=(page,
+    key_ms, seconds): meanwhile type into the page's prompt box (live mode off) as live_continuous does, so the
+    browser loads the machine the same way."""
+    prompts = prompts or [_api_prompt(api_prompt, f"bench back to back {i}") for i in range(frames)]
+    frames = len(prompts)
     with comfy_env.WebSocketListener(server) as ws:
-        ids = [server.queue(_api_prompt(api_prompt, f"bench back to back {i}"), ws.client_id) for i in range(frames)]
+        ids = [server.queue(prompt, ws.client_id) for prompt in prompts]
         if typing:
             page, key_ms, seconds = typing
             page.focus_text()

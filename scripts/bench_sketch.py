@@ -9,6 +9,11 @@ previous one is on screen. Per stroke: latency = the stroke's end (pointerup) ..
 = the run on the server's clock (execution_start .. frame sent); overhead = latency - compute (debounce, the page
 writing the PNG and building the prompt, HTTP, queuing, transport). Bytes: the POST /prompt body per frame, and the
 sketch's PNG in it. Prints one JSON object.
+
+    python3 scripts/testbed.py python scripts/bench_sketch.py --camera SECONDS [--size PX]
+
+Camera mode instead (Chromium's fake camera, permission granted): live fps over SECONDS once frames flow, then the
+camera's own sketches queued back to back over HTTP on the same server; the ratio is the goal's (>= 0.9x).
 """
 from __future__ import annotations
 
@@ -70,13 +75,53 @@ def measure(strokes: int, size: int, debounce_ms: int) -> dict:
             "png_bytes_median": med(r["png_bytes"] for r in rows)}
 
 
+def measure_camera(seconds: float, size: int) -> dict:
+    """Camera mode with Chromium's fake camera: live fps over `seconds` (after the first frames), then the same
+    number of the camera's own sketches queued back to back over HTTP on the same server (its steady rate)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_live import back_to_back
+    base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-camera-"))
+    comfy_env.make_base_dir(base, {})
+    browser_support.link_public_models(base)
+    browser_support.write_frontend_settings(base)
+    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
+    try:
+        with browser_support.Browser(server.url, extra_args=browser_support.FAKE_CAMERA_ALLOWED_ARGS) as b:
+            b.load_workflow(browser_support.sketch_workflow(size))
+            b.show_node(SKETCH, scale=0.9)
+            left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
+            b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
+            b.page.wait_for_function("() => window.lcmKitLive.stats.frames >= 3", timeout=180_000)
+            first = b.live_state()["stats"]["frames"]
+            b.page.wait_for_timeout(seconds * 1000)
+            state = b.live_state()
+            b.command("LCMKit.Live.Toggle")
+            b.page.wait_for_timeout(500)
+            shown = [h for h in state["history"] if h.get("at") is not None][-(state["stats"]["frames"] - first):]
+            live_fps = (len(shown) - 1) / ((shown[-1]["at"] - shown[0]["at"]) / 1000.0)
+            sketches = {}
+            for body in b.queued_ids.values():
+                sketches.setdefault(body["prompt"][str(SKETCH)]["inputs"]["sketch"], body["prompt"])
+            prompts = list(sketches.values())[-max(3, len(shown)):]
+        b2b = back_to_back(server, None, len(prompts), prompts=prompts)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return {"camera_seconds": seconds, "size": size, "live_frames": len(shown), "live_fps": round(live_fps, 3),
+            "live_compute_ms_median": round(statistics.median(h["computeMs"] for h in shown), 1),
+            "back_to_back": b2b, "fps_ratio_camera_vs_back_to_back": round(live_fps / b2b["fps"], 3)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strokes", type=int, default=6)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--debounce", type=int, default=browser_support.DEFAULT_DEBOUNCE_MS)
+    parser.add_argument("--camera", type=float, metavar="SECONDS",
+                        help="measure camera mode instead: live fps over SECONDS vs its sketches back to back")
     args = parser.parse_args()
-    print(json.dumps(measure(args.strokes, args.size, args.debounce), indent=1))
+    result = measure_camera(args.camera, args.size) if args.camera else measure(args.strokes, args.size, args.debounce)
+    print(json.dumps(result, indent=1))
     return 0
 
 

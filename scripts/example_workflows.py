@@ -68,7 +68,7 @@ TITLE_HEIGHT = 30                   # the frontend draws a node's title bar abov
 NOTE_HEIGHT = 110
 SIZES = {"CLIPTextEncode": (400, 150),    # room for the prompt text box
          "LCMKitLivePreview": (420, 470),  # room for the frame
-         "LCMKitSketch": (360, 420)}       # room for the canvas
+         "LCMKitSketch": (360, 430)}       # what js/sketch.js makes it for a 4:3 canvas: 3 widgets, tools, canvas
 
 
 def model_entries(values) -> list[dict]:
@@ -408,13 +408,14 @@ def live() -> Workflow:
     return w
 
 
-def live_img2img(note: str, text: str, size: int, steps: int, strength: float) -> Workflow:
-    """Live img2img from the Sketch node: Sketch -> Fast Encode -> LCM Sampler -> Fast Decode -> Live Preview."""
+def live_img2img(note: str, text: str, size: tuple[int, int], steps: int, strength: float) -> Workflow:
+    """Live img2img from the Sketch node: Sketch -> Fast Encode -> LCM Sampler -> Fast Decode -> Live Preview.
+    `size` (width, height): 4:3, a webcam's shape, which keeps the node short enough for the window."""
     w = Workflow(note)
     ckpt = w.node("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     lora = lcm_lora(w, ckpt, SD15_LCM_LORA)
     pos, neg = prompt_pair(w, lora[1], text)
-    sketch = w.node("LCMKitSketch", width=size, height=size, background="#ffffff", sketch="")
+    sketch = w.node("LCMKitSketch", width=size[0], height=size[1], background="#ffffff", sketch="")
     enc = w.node("LCMKitFastEncode", pixels=sketch[0], model=lora[0])
     s = w.node("LCMKitSampler", model=lora[0], positive=pos[0], negative=neg[0], latent_image=enc[0], seed=7,
                steps=steps, cfg=1.0, strength=strength)
@@ -431,7 +432,7 @@ def live_sketch() -> Workflow:
                         "sends frames while you draw. strength 0.5 stays close to your lines, 0.7 reimagines them. "
                         "Fast Encode/Decode (TAESD, in models/vae_approx) keep each frame quick. The drawing is saved "
                         "inside the workflow (up to 4 MB of PNG).",
-                        "a watercolor landscape, mountains and a lake, soft light", 512, steps=3, strength=0.6)
+                        "a watercolor landscape, mountains and a lake, soft light", (512, 384), steps=3, strength=0.6)
 
 
 def live_camera() -> Workflow:
@@ -439,8 +440,8 @@ def live_camera() -> Workflow:
                         "Click 'camera' on the Sketch node and allow the camera: live mode switches on and each "
                         "camera frame becomes the sketch as soon as the server is ready for the next one (the rate "
                         "follows the run time). 'mirror' flips it as a mirror does. Live off, or another tab, stops "
-                        "the camera. Keep it small and fast: 384 px, 2 steps, strength 0.6.",
-                        "an oil painting portrait, impressionist, warm light", 384, steps=2, strength=0.6)
+                        "the camera. Keep it small and fast: 384x288, 2 steps, strength 0.6.",
+                        "an oil painting portrait, impressionist, warm light", (384, 288), steps=2, strength=0.6)
 
 
 # File name = the title the template browser shows (frontends 1.32-1.58 show a pack's template by its file name and

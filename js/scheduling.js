@@ -60,6 +60,7 @@ export class LiveMode {
         this.seenKey = null;
         this.changedAt = 0;            // the newest edit
         this.firstChangeAt = null;     // the first edit not queued yet (for the max wait)
+        this.streams = new Set();      // sources that edit on their own (a camera): see interruptIfIdle
         this.runMs = [];               // server compute time of the last runs that made a frame, ms
         this.leadMs = null;            // a refresh comes this long before the running prompt's expected end
         this.timer = null;
@@ -150,6 +151,11 @@ export class LiveMode {
 
     // The expected run time: the shortest of the last runs (the first run after switching live on also
     // loads models, so the shortest, not the mean); null until a run made a frame.
+    /** True while an edit waits for its debounce (not queued yet). */
+    editPending() {
+        return this.firstChangeAt != null;
+    }
+
     expectedRunMs() {
         return this.runMs.length ? Math.min(...this.runMs) : null;
     }
@@ -210,6 +216,7 @@ export class LiveMode {
 
     interruptIfIdle(changedAt) {
         if (!this.on || this.changedAt !== changedAt || this.firstChangeAt != null) return;
+        if (this.streams.size) return;   // a stream's frames are all wanted: a stale run is never cut short
         const latest = this.prompts.get(this.latest);
         if (!latest || latest.startedAt || latest.cancelled || !this.inflight.has(this.latest)) return;
         const now = performance.now();

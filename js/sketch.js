@@ -14,7 +14,8 @@
 //
 // Camera mode (the "camera" button): getUserMedia frames become the sketch, one whenever live mode has no prompt
 // of ours waiting in the queue and at most one per the last run time (so the rate follows what the server
-// manages), mirrored if "mirror" is on. It stops when live mode stops, the tab is hidden or the node is removed;
+// manages), mirrored if "mirror" is on; while it runs, live mode never cuts a run short for a newer frame. It stops
+// when live mode stops, the tab is hidden or the node is removed;
 // a denied permission or a missing camera is a message on the node.
 import { app } from "../../scripts/app.js";
 import { redrawWidget } from "./compat.js";
@@ -415,6 +416,7 @@ export class SketchPad {
         this.stage.append(video);
         try { await video.play(); } catch { /* frames still decode for a muted inline video */ }
         this.camera = { stream, video, lastGrab: 0, timer: null };
+        live.streams.add(this);
         this.cameraButton.setAttribute("aria-pressed", "true");
         this.say("");
         this.onHidden ??= () => document.hidden && this.stopCamera();
@@ -423,15 +425,17 @@ export class SketchPad {
         this.cameraTick();
     }
 
-    // One camera frame when the server is ready for it: live on, none of our prompts waiting in the queue, and
-    // at least the last run time since the previous frame.
+    // One camera frame when the server is ready for it: live on, no edit of ours waiting for its debounce or in the
+    // queue, and at least the last run time since the previous frame. (Grabbing while an edit waits for its
+    // debounce would restart the debounce with every frame, and nothing would be queued on a fast camera.)
     cameraTick() {
         const cam = this.camera;
         if (!cam) return;
         if (!live.on || document.hidden) { this.stopCamera(); return; }
         const now = performance.now();
         const wait = Math.max(CAMERA_MIN_MS, live.expectedRunMs() ?? 0);
-        if (!live.ourQueue().waiting && !live.queuing && now - cam.lastGrab >= wait && cam.video.videoWidth) {
+        if (!live.ourQueue().waiting && !live.queuing && !live.editPending() && now - cam.lastGrab >= wait
+            && cam.video.videoWidth) {
             cam.lastGrab = now;
             this.drawCover(cam.video, cam.video.videoWidth, cam.video.videoHeight,
                            this.mirror.getAttribute("aria-pressed") === "true");
@@ -445,6 +449,7 @@ export class SketchPad {
         const cam = this.camera;
         if (!cam) return;
         this.camera = null;
+        live.streams.delete(this);
         clearTimeout(cam.timer);
         for (const track of cam.stream.getTracks()) track.stop();
         cam.video.remove();

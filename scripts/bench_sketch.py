@@ -18,7 +18,9 @@ camera's own sketches queued back to back over HTTP on the same server; the rati
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -27,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 from support import browser as browser_support  # noqa: E402
 from support import comfy_env  # noqa: E402
@@ -34,15 +37,33 @@ from support import comfy_env  # noqa: E402
 SKETCH = 5   # the Sketch node's id in example 9
 
 
-def measure(strokes: int, size: int, debounce_ms: int) -> dict:
+@contextlib.contextmanager
+def sketch_server():
+    """A started server on a base directory of its own with the example's models (and TAESD), pinned to all cores
+    but the last, and this process (so Playwright's Chromium) to the last, as bench_live's "split" cores: on a
+    user's machine the GPU computes and the browser has the CPU."""
+    from bench_live import core_split
     base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-sketch-"))
     comfy_env.make_base_dir(base, {})
     browser_support.link_public_models(base)
     browser_support.link_models(base, {f"vae_approx/{n}.safetensors": f"vae_approx/{n}.safetensors"
                                        for n in ("taesd_encoder", "taesd_decoder")})
     browser_support.write_frontend_settings(base)
-    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
+    split = core_split()
+    server = comfy_env.ComfyServer(base, base / "comfyui.log", cpus=split[0] if split else None).start()
+    own_cores = os.sched_getaffinity(0)
     try:
+        if split:
+            os.sched_setaffinity(0, split[1])
+        yield server
+    finally:
+        os.sched_setaffinity(0, own_cores)
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(strokes: int, size: int, debounce_ms: int) -> dict:
+    with sketch_server() as server:
         with browser_support.Browser(server.url) as b:
             b.load_workflow(browser_support.sketch_workflow(size))
             b.show_node(SKETCH, scale=0.9)
@@ -61,9 +82,6 @@ def measure(strokes: int, size: int, debounce_ms: int) -> dict:
                              "prompt_bytes": len(json.dumps(body)),
                              "png_bytes": len(body["prompt"][str(SKETCH)]["inputs"]["sketch"]) * 3 // 4})
             b.command("LCMKit.Live.Toggle")
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
     overhead = [r["latency_ms"] - r["compute_ms"] for r in rows]
     med = statistics.median
     return {"strokes": strokes, "size": size, "debounce_ms": debounce_ms,
@@ -78,20 +96,19 @@ def measure(strokes: int, size: int, debounce_ms: int) -> dict:
 def measure_camera(seconds: float, size: int) -> dict:
     """Camera mode with Chromium's fake camera: live fps over `seconds` (after the first frames), then the same
     number of the camera's own sketches queued back to back over HTTP on the same server (its steady rate)."""
-    sys.path.insert(0, str(REPO / "scripts"))
     from bench_live import back_to_back
-    base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-camera-"))
-    comfy_env.make_base_dir(base, {})
-    browser_support.link_public_models(base)
-    browser_support.write_frontend_settings(base)
-    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
-    try:
+    with sketch_server() as server:
         with browser_support.Browser(server.url, extra_args=browser_support.FAKE_CAMERA_ALLOWED_ARGS) as b:
             b.load_workflow(browser_support.sketch_workflow(size))
             b.show_node(SKETCH, scale=0.9)
             left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
             b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
-            b.page.wait_for_function("() => window.lcmKitLive.stats.frames >= 3", timeout=180_000)
+            pad = "window.app.graph.getNodeById(%d).widgets.find((w) => w.name === 'sketch').element.lcmKitPad" % SKETCH
+            try:
+                b.page.wait_for_function("() => window.lcmKitLive.stats.frames >= 3", timeout=60_000)
+            except Exception:
+                raise RuntimeError(f"no camera frames: {b.live_state()} {b.js(f'() => {pad}.message.textContent')} "
+                                   f"{b.js(f'() => {pad}.stats')}") from None
             first = b.live_state()["stats"]["frames"]
             b.page.wait_for_timeout(seconds * 1000)
             state = b.live_state()
@@ -104,9 +121,6 @@ def measure_camera(seconds: float, size: int) -> dict:
                 sketches.setdefault(body["prompt"][str(SKETCH)]["inputs"]["sketch"], body["prompt"])
             prompts = list(sketches.values())[-max(3, len(shown)):]
         b2b = back_to_back(server, None, len(prompts), prompts=prompts)
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
     return {"camera_seconds": seconds, "size": size, "live_frames": len(shown), "live_fps": round(live_fps, 3),
             "live_compute_ms_median": round(statistics.median(h["computeMs"] for h in shown), 1),
             "back_to_back": b2b, "fps_ratio_camera_vs_back_to_back": round(live_fps / b2b["fps"], 3)}

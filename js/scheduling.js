@@ -149,13 +149,13 @@ export class LiveMode {
         }
     }
 
-    // The expected run time: the shortest of the last runs (the first run after switching live on also
-    // loads models, so the shortest, not the mean); null until a run made a frame.
     /** True while an edit waits for its debounce (not queued yet). */
     editPending() {
         return this.firstChangeAt != null;
     }
 
+    // The expected run time: the shortest of the last runs (the first run after switching live on also
+    // loads models, so the shortest, not the mean); null until a run made a frame.
     expectedRunMs() {
         return this.runMs.length ? Math.min(...this.runMs) : null;
     }

@@ -155,9 +155,12 @@ def test_missing_model_file_names_the_file_and_its_folder(server, public_models)
     assert "lcm-lora-missing.safetensors" in details and "loras folder" in details and "models" in details
 
 
-def test_examples_are_what_make_examples_writes(comfy):
-    """The files are the generator's output (scripts/example_workflows.py, run by `make examples`): when a node gains
-    an input or a widget, this fails until the examples are regenerated, instead of shipping stale ones."""
+def test_examples_are_what_make_examples_writes(comfy, pack):
+    """The files are the generator's output (scripts/example_workflows.py, run by `make examples` on the pinned
+    ComfyUI): when a node gains an input or a widget, this fails until the examples are regenerated, instead of
+    shipping stale ones. (Other ComfyUIs give core's nodes other inputs; the examples load there all the same.)"""
+    if pack.nodes.compat.comfyui_version() != (0, 3, 75):
+        pytest.skip("the examples are generated on the pinned ComfyUI v0.3.75 (`make examples`)")
     import importlib.util
     spec = importlib.util.spec_from_file_location("lcm_kit_example_workflows", REPO / "scripts" / "example_workflows.py")
     generator = importlib.util.module_from_spec(spec)

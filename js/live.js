@@ -41,17 +41,18 @@ function debounceMs() {
 const views = new Map();       // Live Preview node -> LiveView
 
 function redraw() {
-    const ids = new Map(liveTargets().map((t) => [t.node, t.id]));
+    const targets = liveTargets();   // one walk of the graph (and its subgraphs) per redraw
+    const ids = new Map(targets.map((t) => [t.node, t.id]));
     for (const [node, view] of views) view.update(live.viewState(ids.get(node) ?? node.id));
-    syncToggles();
+    syncToggles(targets);
     redrawCanvas(app);
 }
 
 // The "live" switch of every Live Preview node follows live mode (also when the command switched it).
 // Setting the value and calling the widget's callback is what the Nodes 2.0 renderer of older frontends
 // watches; newer ones watch the value itself.
-function syncToggles() {
-    for (const { node } of liveTargets()) {
+function syncToggles(targets) {
+    for (const { node } of targets) {
         const w = node.widgets?.find((x) => x.name === "live");
         if (w && w.value !== live.on) {
             w.value = live.on;

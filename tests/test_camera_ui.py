@@ -15,11 +15,7 @@ SKETCH = 5   # the Sketch node's id in example 9
 def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_off(server, base_dir):
     """Chromium's fake camera: without the fake permission UI headless Chromium denies the camera (the node says
     so); once the page may use it, its test pattern becomes the sketch frame after frame, until live goes off."""
-    reason = browser_support.chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    browser_support.link_public_models(base_dir)
-    browser_support.write_frontend_settings(base_dir, {"Comfy.VueNodes.Enabled": False})
+    browser_support.prepare_base(base_dir, {"Comfy.VueNodes.Enabled": False})
     with browser_support.Browser(server.url, extra_args=browser_support.FAKE_CAMERA_ARGS) as b:
         b.load_workflow(browser_support.sketch_workflow(128))
         b.show_node(SKETCH, scale=0.9)

@@ -150,11 +150,7 @@ def test_editing_the_prompt_reuses_the_cached_checkpoint_and_lora(server):
 
 @pytest.fixture(scope="module")
 def browser(server, base_dir):
-    reason = browser_support.chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    browser_support.link_public_models(base_dir)
-    browser_support.write_frontend_settings(base_dir)
+    browser_support.prepare_base(base_dir)
     with browser_support.Browser(server.url) as b:
         yield b
 

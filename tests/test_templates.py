@@ -26,11 +26,7 @@ MIN_SCALE = 0.8
 
 @pytest.fixture(scope="module")
 def browser(server, base_dir):
-    reason = browser_support.chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    browser_support.link_public_models(base_dir)
-    browser_support.write_frontend_settings(base_dir, {"Comfy.Workflow.ShowMissingModelsWarning": False})
+    browser_support.prepare_base(base_dir, {"Comfy.Workflow.ShowMissingModelsWarning": False})
     with browser_support.Browser(server.url) as b:
         b.page.set_viewport_size(WINDOW)
         b.failed, b.loaded = [], []

@@ -57,10 +57,7 @@ def frontend_server(frontend: str, server, base: Path, log_dir: Path):
     """The session's `server` with its own frontend ("own"), or a second server on the same base directory serving
     the newest frontend ("newest"), stopped on exit. pytest.skip when Chromium or that frontend is missing."""
     import pytest
-    reason = chromium_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    link_public_models(base)
+    prepare_base(base, write_settings=False)
     if frontend == "own":
         yield server
         return
@@ -73,6 +70,19 @@ def frontend_server(frontend: str, server, base: Path, log_dir: Path):
         yield newest
     finally:
         newest.stop()
+
+
+def prepare_base(base: Path, settings: dict | None = None, write_settings: bool = True) -> None:
+    """Ready `base` for a browser test: pytest.skip when Chromium or Playwright is missing, serve the tiny models
+    under the examples' public names, and write the frontend settings (the tests' defaults + `settings`), unless
+    `write_settings` is False (the caller writes them)."""
+    import pytest
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    link_public_models(base)
+    if write_settings:
+        write_frontend_settings(base, settings)
 
 
 def link_public_models(base: Path) -> None:

@@ -21,13 +21,12 @@ from PIL import Image
 
 from support import distributed
 from support.comfy_env import WebSocketListener, wait_for
-from support.workflows import ui_to_api
+from support.distributed import made_distributed, node_id
 
-pytestmark = [pytest.mark.server,
-              pytest.mark.skipif(distributed.pack_folder() is None, reason=distributed.missing_reason())]
+if distributed.pack_folder() is None:
+    pytest.skip(distributed.missing_reason(), allow_module_level=True)
+pytestmark = pytest.mark.server
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE_1 = REPO / "example_workflows" / "1. LCM-LoRA text-to-image (SD1.5).json"
 SEED = 1000
 LCM = "loras/lcm-lora-sdv1-5.safetensors"
 # The master and w1 hold the example's files; w2's models folder holds other LoRA files: the same LCM-LoRA also
@@ -56,23 +55,8 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def example_1(cluster) -> dict:
-    """Example 1 as the frontend queues it, at 64² and 2 steps: {node id: node}, with `ids` naming its nodes."""
-    prompt = ui_to_api(json.loads(EXAMPLE_1.read_text()), cluster.master.get("/object_info"))
-    for node in prompt.values():
-        if node["class_type"] == "EmptyLatentImage":
-            node["inputs"].update(width=64, height=64)
-        if node["class_type"] == "LCMKitSampler":
-            node["inputs"].update(seed=SEED, steps=2)
-    return prompt
-
-
-def node_id(prompt: dict, class_type: str) -> str:
-    return next(i for i, n in prompt.items() if n["class_type"] == class_type)
-
-
-def made_distributed(prompt: dict) -> dict:
-    return distributed.distribute(prompt, seed=(node_id(prompt, "LCMKitSampler"), "seed"),
-                                  images=node_id(prompt, "VAEDecode"))
+    """Example 1 as the frontend queues it, at 64² and 2 steps."""
+    return distributed.example_1(cluster.master.get("/object_info"), size=64, steps=2, seed=SEED)
 
 
 def pixels(path: Path) -> np.ndarray:

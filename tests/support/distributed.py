@@ -17,6 +17,10 @@ from pathlib import Path
 
 from . import comfy_env
 from .browser import link_models
+from .workflows import ui_to_api
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_1 = REPO / "example_workflows" / "1. LCM-LoRA text-to-image (SD1.5).json"
 
 PACK_ENV = "LCM_KIT_PACK_COMFYUI_DISTRIBUTED"
 # Seconds the master's Distributed Collector waits for a silent worker before it gives up on it (its
@@ -79,6 +83,9 @@ class Cluster:
             "cuda_device": None, "enabled": True})
 
     def stop(self) -> None:
+        for srv in self.servers.values():   # all at once, then wait for each
+            if srv.proc and srv.proc.poll() is None:
+                srv.proc.terminate()
         for srv in self.servers.values():
             srv.stop()
 
@@ -96,6 +103,26 @@ class Cluster:
         """Queue on the master with `workers` and wait: the master's history entry of the run."""
         answer = self.queue(prompt, client_id or str(uuid.uuid4()), workers)
         return self.master.wait_history(answer["prompt_id"], timeout=timeout)
+
+
+def example_1(object_info: dict, size: int, steps: int, seed: int) -> dict:
+    """Example 1 as the frontend queues it (API format), at `size`² with `steps` steps and `seed`."""
+    prompt = ui_to_api(json.loads(EXAMPLE_1.read_text()), object_info)
+    for node in prompt.values():
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"].update(width=size, height=size)
+        if node["class_type"] == "LCMKitSampler":
+            node["inputs"].update(seed=seed, steps=steps)
+    return prompt
+
+
+def node_id(prompt: dict, class_type: str) -> str:
+    return next(i for i, n in prompt.items() if n["class_type"] == class_type)
+
+
+def made_distributed(prompt: dict) -> dict:
+    """A graph with one LCM Sampler and one VAE Decode, made distributed (`distribute`)."""
+    return distribute(prompt, seed=(node_id(prompt, "LCMKitSampler"), "seed"), images=node_id(prompt, "VAEDecode"))
 
 
 def distribute(prompt: dict, seed: tuple[str, str], images: str, collector_id: str = "collector",

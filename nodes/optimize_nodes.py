@@ -1,12 +1,12 @@
 """Node classes for speed and memory: Compile, Offload, Fast Decode / Encode. Thin: validate, clone, patch;
-the behaviour lives in `optimize`.
+the behaviour lives in `torch_compile`, `offload` and `taesd`.
 
 Widget order is fixed forever (saved workflows store widget values positionally): new inputs go at
 the end, optional.
 """
 from __future__ import annotations
 
-from . import optimize, status
+from . import offload, status, taesd, torch_compile
 
 CATEGORY = "LCM Kit/optimize"
 
@@ -28,16 +28,16 @@ class LCMKitCompile:
             "required": {
                 "model": ("MODEL", {"tooltip": "The diffusion model to compile (after LCM-LoRA and other LoRA "
                                                "loaders; their weights stay live under compile)."}),
-                "mode": (optimize.COMPILE_MODES, {"default": "default", "tooltip":
+                "mode": (torch_compile.COMPILE_MODES, {"default": "default", "tooltip":
                          "inductor's mode. default: the safe choice, compiles fastest. reduce-overhead: CUDA "
                          "graphs, best for 1-4 step LCM at small sizes on NVIDIA (falls back to default where "
                          "unavailable). max-autotune: longest compile, fastest kernels on GPU; "
                          "max-autotune-no-cudagraphs if reduce-overhead misbehaves. Ignored by other backends."}),
-                "backend": (optimize.COMPILE_BACKENDS, {"default": "inductor", "tooltip":
+                "backend": (torch_compile.COMPILE_BACKENDS, {"default": "inductor", "tooltip":
                             "inductor: generates kernels (needs a C compiler on CPU, triton on GPU); use it. "
                             "cudagraphs: CUDA graphs without kernel generation (NVIDIA only). eager / aot_eager: "
                             "debugging only, no speed-up; pick them to check whether a problem is the compiler's."}),
-                "dynamic": (optimize.DYNAMIC_CHOICES, {"default": "auto", "tooltip":
+                "dynamic": (torch_compile.DYNAMIC_CHOICES, {"default": "auto", "tooltip":
                             "auto: compile for the first resolution, recompile once with dynamic shapes when the "
                             "size changes. true: dynamic shapes from the start (slower kernels). false: one "
                             "compile per resolution (fastest if you never change size)."}),
@@ -50,10 +50,11 @@ class LCMKitCompile:
                                   "and CPUs; measure before keeping it on."}),
             },
             "optional": {
-                "stack_on_builtin": ("BOOLEAN", {"default": False, "tooltip":
-                                     "No effect; kept so saved workflows load. (It was for ComfyUI's own model "
-                                     "compiler, which does not compile SD1.5/SDXL UNets: this node always compiles.)"}),
-                "attention": (optimize.ATTENTION_CHOICES, {"default": "auto", "tooltip":
+                # Deprecated: no effect. It stays (hidden among the advanced inputs) because saved workflows store
+                # widget values by position.
+                "stack_on_builtin": ("BOOLEAN", {"default": False, "advanced": True,
+                                                 "tooltip": "Deprecated, no effect; kept so saved workflows load."}),
+                "attention": (torch_compile.ATTENTION_CHOICES, {"default": "auto", "tooltip":
                               "Attention inside the compiled model. auto: PyTorch's scaled-dot-product "
                               "attention where ComfyUI's own (sub-quadratic or split: on CPU and some GPUs) "
                               "would cut the model into dozens of graphs at every attention block; otherwise "
@@ -63,9 +64,9 @@ class LCMKitCompile:
 
     def compile(self, model, mode, backend, dynamic, fullgraph, channels_last, stack_on_builtin=False,
                 attention="auto"):
-        settings = optimize.CompileSettings(mode=mode, backend=backend, dynamic=dynamic, fullgraph=bool(fullgraph),
+        settings = torch_compile.CompileSettings(mode=mode, backend=backend, dynamic=dynamic, fullgraph=bool(fullgraph),
                                             channels_last=bool(channels_last), attention=attention)
-        return (optimize.compile_model(model, settings),)
+        return (torch_compile.compile_model(model, settings),)
 
 
 class LCMKitOffload:
@@ -84,20 +85,20 @@ class LCMKitOffload:
             "model": ("MODEL", {"tooltip": "The diffusion model the policy below applies to."}),
             "clip": ("CLIP", {"tooltip": "The text encoder; connect its output to your CLIP Text Encode nodes."}),
             "vae": ("VAE", {"tooltip": "The VAE; connect its output to VAE Decode / Encode."}),
-            "text_encoder": (optimize.TEXT_ENCODER_POLICIES, {"default": "default", "tooltip":
+            "text_encoder": (offload.TEXT_ENCODER_POLICIES, {"default": "default", "tooltip":
                              "cpu: encode prompts on the CPU. Change it when you run out of GPU memory; costs a "
                              "little time per prompt change only."}),
-            "vae_device": (optimize.VAE_POLICIES, {"default": "default", "tooltip":
+            "vae_device": (offload.VAE_POLICIES, {"default": "default", "tooltip":
                            "cpu: decode/encode images on the CPU. Change it when VAE Decode runs out of memory "
                            "at large sizes; decoding gets slower."}),
-            "model_between_runs": (optimize.MODEL_POLICIES, {"default": "default", "tooltip":
+            "model_between_runs": (offload.MODEL_POLICIES, {"default": "default", "tooltip":
                                    "keep resident: never move the model off the GPU (fastest repeated runs, "
                                    "live mode). offload after run: unload it after each sampling run, to make "
                                    "room for other models. default: ComfyUI decides."}),
         }}
 
     def offload(self, model, clip, vae, text_encoder, vae_device, model_between_runs):
-        m, c, v, notes = optimize.apply_offload(model, clip, vae, text_encoder, vae_device, model_between_runs)
+        m, c, v, notes = offload.apply_offload(model, clip, vae, text_encoder, vae_device, model_between_runs)
         return status.node_output((m, c, v), info=notes)
 
 
@@ -118,7 +119,7 @@ class LCMKitFastDecode:
         }}
 
     def decode(self, samples, model):
-        return (optimize.fast_decode(model, samples["samples"]),)
+        return (taesd.fast_decode(model, samples["samples"]),)
 
 
 class LCMKitFastEncode:
@@ -139,7 +140,7 @@ class LCMKitFastEncode:
         }}
 
     def encode(self, pixels, model):
-        return ({"samples": optimize.fast_encode(model, pixels)},)
+        return ({"samples": taesd.fast_encode(model, pixels)},)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -35,10 +35,8 @@ def _lora_list() -> list[str]:
 
 
 class LCMLoraLoader:
-    DESCRIPTION = ("Applies an LCM-LoRA to any SD1.5 / SDXL checkpoint so it samples in 1-8 steps, and sets LCM's "
-                   "model sampling on the returned MODEL (the LCM Sampler, or core KSampler with sampler lcm, work "
-                   "directly). lora_name auto picks the LCM-LoRA in the loras folder that fits the model by "
-                   "inspecting the files, not by their names. Reports how many keys it applied.")
+    DESCRIPTION = ("Turns any SD1.5 / SDXL checkpoint into a 2-8 step model with an LCM-LoRA and sets LCM model "
+                   "sampling. auto picks the LCM-LoRA that fits the model by file content, not by name.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "CLIP")
     OUTPUT_TOOLTIPS = ("The model with the LCM-LoRA and LCM model sampling.",
@@ -52,21 +50,15 @@ class LCMLoraLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "Any SD1.5 or SDXL checkpoint's model (a non-LCM one: that is the "
-                                               "point of an LCM-LoRA)."}),
+                "model": ("MODEL", {"tooltip": "Any SD1.5 or SDXL checkpoint's model."}),
                 "lora_name": ([AUTO] + _lora_list(), {"default": AUTO, "tooltip":
-                              "auto finds the LCM-LoRA for this model's architecture in the loras folder. Pick a "
-                              "file only when several fit, or to use a renamed / custom-distilled one."}),
-                "strength": _strength_input(1.0, "1.0 is what LCM-LoRAs were trained for. Lower it (0.5-0.9) only "
-                                                 "when mixing with style LoRAs gives burnt images; 0 applies nothing."),
+                              "auto: the LCM-LoRA in the loras folder that fits this model."}),
+                "strength": _strength_input(1.0, "1.0 as trained; lower (0.5-0.9) only if style LoRAs burn the image."),
             },
             "optional": {
-                "clip": ("CLIP", {"tooltip": "Connect when the LoRA file also has a text-encoder part (the published "
-                                             "LCM-LoRAs have none); it gets the same strength."}),
+                "clip": ("CLIP", {"tooltip": "Connect if the LoRA has a text-encoder part (LCM-LoRAs have none)."}),
                 "original_inference_steps": original_steps_input(
-                    "The step grid the LCM-LoRA was distilled on; the MODEL carries it, so core's KSampler (sampler "
-                    "lcm, scheduler simple) samples on it. 50 for every published LCM-LoRA; set the LCM Sampler / "
-                    "LCM Scheduler to the same value."),
+                    "The grid the LCM-LoRA was distilled on (50 for the published ones)."),
             },
         }
 
@@ -94,9 +86,8 @@ class LCMLoraLoader:
 
 
 class LCMLoraStack:
-    DESCRIPTION = ("Collects up to 4 LoRAs (style, detail, character …) into a LORA_STACK, after the rows of an "
-                   "optional incoming stack. The same LORA_STACK as Efficiency Nodes, Comfyroll and Easy-Use: "
-                   "connect it to Apply LoRA Stack, or to their loaders. Rows set to None are skipped.")
+    DESCRIPTION = ("Up to 4 LoRAs, each with its weights, as a LORA_STACK (the type of Efficiency Nodes, Comfyroll, "
+                   "Easy-Use), after an optional incoming stack. Rows set to None are skipped.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("LORA_STACK",)
     OUTPUT_TOOLTIPS = ("list of (lora_name, strength_model, strength_clip): the incoming rows, then these.",)
@@ -108,13 +99,11 @@ class LCMLoraStack:
         required = {}
         for i in range(1, STACK_ROWS + 1):
             required[f"lora_name_{i}"] = (names, {"default": NONE, "tooltip":
-                                          f"LoRA {i}. None skips the row; order only matters for reading the stack."})
+                                          f"LoRA {i}; None skips the row."})
             required[f"strength_model_{i}"] = _strength_input(
-                1.0, "How strongly LoRA %d changes the model. With an LCM-LoRA, style LoRAs usually look best at "
-                     "0.5-0.8; lower it when images burn. Negative values invert it." % i)
+                1.0, "How strongly LoRA %d changes the model; 0.5-0.8 beside an LCM-LoRA." % i)
             required[f"strength_clip_{i}"] = _strength_input(
-                1.0, "How strongly LoRA %d changes the text encoder. Lower it when the prompt stops being "
-                     "followed; 0 leaves the text encoder alone." % i)
+                1.0, "How strongly LoRA %d changes the text encoder; 0 leaves it alone." % i)
         return {"required": required, "optional": {
             "lora_stack": ("LORA_STACK", {"tooltip": "Chain stacks: an incoming LORA_STACK (from any pack) goes first."}),
         }}
@@ -136,9 +125,8 @@ class LCMLoraStack:
 
 
 class LCMApplyLoraStack:
-    DESCRIPTION = ("Applies every LoRA of a LORA_STACK (from LCM Kit's LoRA Stack, Efficiency, Comfyroll …) in "
-                   "order to MODEL and CLIP, with ComfyUI's own LoRA code; also loads diffusers/PEFT-saved LoRAs "
-                   "whose attention layers core's LoraLoader misses. Reports how many keys each LoRA applied.")
+    DESCRIPTION = ("Applies every LoRA of a LORA_STACK in order to MODEL and CLIP with ComfyUI's LoRA code, "
+                   "diffusers and PEFT layouts included.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "CLIP")
     OUTPUT_TOOLTIPS = ("The model with every LoRA of the stack.", "The text encoder with every LoRA of the stack.")
@@ -151,14 +139,12 @@ class LCMApplyLoraStack:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The model to patch, e.g. from the LCM-LoRA Loader (keeps its LCM "
-                                               "sampling)."}),
+                "model": ("MODEL", {"tooltip": "The model to patch, e.g. from the LCM-LoRA Loader."}),
                 "lora_stack": ("LORA_STACK", {"tooltip": "The LoRAs to apply, in order. An empty stack passes the "
                                                          "model through."}),
             },
             "optional": {
-                "clip": ("CLIP", {"tooltip": "Connect to apply the LoRAs' text-encoder parts; leave it open for "
-                                             "model-only LoRAs."}),
+                "clip": ("CLIP", {"tooltip": "Connect to apply the LoRAs' text-encoder parts."}),
             },
         }
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from support import distributed
-from support.comfy_env import WebSocketListener, wait_for
+from support.comfy_env import WebSocketListener
 from support.distributed import made_distributed, node_id
 
 if distributed.pack_folder() is None:
@@ -162,10 +162,6 @@ def frames(ws: WebSocketListener, prompt_id: str | None = None) -> list[dict]:
     return [f for f in ws.events("lcm_kit.live_frame") if prompt_id is None or f["prompt_id"] == prompt_id]
 
 
-def finished(ws: WebSocketListener, prompt_id: str) -> bool:
-    return any(e.get("prompt_id") == prompt_id for e in ws.events("execution_success") + ws.events("execution_error"))
-
-
 def test_live_preview_frames_reach_only_the_browser_that_queued_on_the_master(cluster, example_1):
     g = made_distributed(example_1)
     g["live"] = {"class_type": "LCMKitLivePreview", "inputs": {"images": ["collector", 0], "format": "PNG",
@@ -175,12 +171,12 @@ def test_live_preview_frames_reach_only_the_browser_that_queued_on_the_master(cl
     with WebSocketListener(cluster.master, queuer) as browser, WebSocketListener(cluster.master) as other, \
             WebSocketListener(w1, queuer) as on_worker, WebSocketListener(w1) as worker_page:
         prompt_id = cluster.queue(g, queuer, ["w1", "w2"])["prompt_id"]
-        assert wait_for(lambda: finished(browser, prompt_id), 120)
+        browser.wait_event("execution_success", prompt_id)
         assert len(frames(browser, prompt_id)) == 3, "one frame per participant's image"
         assert len(browser.binary) >= 3
         # Distributed sends a worker only what its Collector needs, with the queuing browser's client id: the
         # worker ran its part (its events reach that id there) without the Live Preview.
-        assert wait_for(lambda: on_worker.events("execution_success"), 60)
+        on_worker.wait_for(lambda: on_worker.events("execution_success"), what="the worker's run")
         assert frames(on_worker) == [] and frames(other) == [] and frames(worker_page) == []
         assert other.binary == [] and worker_page.binary == []
 
@@ -203,7 +199,7 @@ def test_a_worker_stopped_mid_run_costs_only_its_image_and_the_next_run_works(cl
     w1 = cluster.servers["w1"]
     with WebSocketListener(w1, queuer) as on_worker:
         prompt_id = cluster.queue(g, queuer, ["w1"])["prompt_id"]
-        assert wait_for(lambda: on_worker.events("progress"), 120), "the worker never started sampling"
+        on_worker.wait_for(lambda: on_worker.events("progress"), what="the worker's first sampling step")
         w1.proc.kill()
         w1.proc.wait()
     hist = cluster.master.wait_history(prompt_id)

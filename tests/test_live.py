@@ -12,7 +12,7 @@ from PIL import Image
 
 import graphs
 from support import browser as browser_support
-from support.comfy_env import WebSocketListener, wait_for
+from support.comfy_env import WebSocketListener
 
 # ---------------------------------------------------------------------------------------------------
 # Frame encoding (nodes/live.py)
@@ -84,6 +84,15 @@ def frame_pairs(ws: WebSocketListener) -> list[tuple[dict, bytes]]:
     messages = list(ws.ordered)
     return [(m["data"], messages[i + 1]) for i, m in enumerate(messages[:-1])
             if isinstance(m, dict) and m.get("type") == "lcm_kit.live_frame" and isinstance(messages[i + 1], bytes)]
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.mark.server

@@ -324,16 +324,6 @@ class WebSocketListener:
         return self.wait_for(first, timeout, f"{kind} of prompt {prompt_id}")
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    """Poll `predicate` until it is true (True) or `timeout` seconds pass (False)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def cleanup_base(base: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 

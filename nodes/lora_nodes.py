@@ -66,6 +66,21 @@ class LCMLoraLoader:
     def VALIDATE_INPUTS(cls, lora_name=None):
         return validate_lora_name(lora_name)
 
+    @classmethod
+    def IS_CHANGED(cls, lora_name=None, **_):
+        """auto's pick depends on the loras folder, not only on the inputs: the folder's files (name, size, mtime)
+        are part of ComfyUI's cache key, so an LCM-LoRA added or removed (say on a ComfyUI-Distributed worker) is
+        seen by the next run. A named file is cached as ComfyUI caches core's LoraLoader."""
+        if lora_name != AUTO:
+            return ""
+        files = []
+        for name, path in sorted(loras_folder_files().items()):
+            try:
+                files.append((name, *lora_files.file_key(path)[1:]))
+            except OSError:
+                files.append((name,))
+        return repr(files)
+
     def load(self, model, lora_name, strength, clip=None, original_inference_steps=50):
         strength = finite_number(strength, "strength")
         if strength == 0:   # nothing applied, no file read (not even for auto)

@@ -125,6 +125,26 @@ def read_safetensors_header(path: str) -> tuple[dict[str, tuple[str, tuple]], di
     return tensors, metadata
 
 
+def key_aliases(key_map: dict) -> dict:
+    """Other names of core's LoRA key map entries ({LoRA layer name: weight key}) for spellings trainers write that
+    core's map lacks (v0.3.75 to 0.33):
+    - diffusers / PEFT attention layers without `.processor.`: `….to_q`, `….to_out`, `….to_out.0` for core's
+      `….processor.to_q` / `….processor.to_out`;
+    - text encoders saved with transformers ≥ 5, whose CLIPTextModel has no `text_model` level (diffusers'
+      training scripts save `text_encoder.encoder.layers.…`): the same names without `text_model.`.
+    Returns only names core does not already have."""
+    aliases = {}
+    for name, target in key_map.items():
+        if ".processor.to_" in name:
+            plain = name.replace(".processor.to_", ".to_")
+            aliases[plain] = target
+            if plain.endswith(".to_out"):
+                aliases[plain + ".0"] = target
+        if name.startswith(("text_encoder.text_model.", "text_encoder_2.text_model.")):
+            aliases[name.replace(".text_model.", ".", 1)] = target
+    return {name: target for name, target in aliases.items() if name not in key_map}
+
+
 def module_name(key: str) -> str | None:
     """The layer a LoRA key belongs to (the key without its adapter suffix), None if not an adapter key."""
     for suffix in ADAPTER_SUFFIXES:

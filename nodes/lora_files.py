@@ -76,9 +76,14 @@ def _unreadable(path: str, error: OSError) -> LoraFileError:
 
 def _header_problem(error: Exception, size: int) -> str:
     """What a safetensors reader error says is wrong, in our words: the library's own text can quote the
-    file (a string where a number belongs, an unknown dtype, a tensor name), and no message may do that.
+    file (a string where a number belongs, an unknown dtype, a tensor name), and no message may do that. An unknown
+    dtype is valid JSON naming a data type the library does not know: said so, not "not the JSON".
     Both spellings of the library's error kinds are matched (0.4: `HeaderTooLarge`, 0.8: `header too large`)."""
     kind = re.sub(r"[^a-z]", "", str(error).lower())
+    if "unknownvariant" in kind:   # valid JSON; the one enum of the header, dtype, holds a name the library lacks
+        return ("has a tensor data type that the safetensors library in ComfyUI's Python does not know (a newer "
+                "format, or a damaged header): update that library (pip install -U safetensors) or save the LoRA "
+                "again in fp16, bf16 or fp32")
     if any(k in kind for k in ("invalidjson", "deserialization", "invalidutf", "headerstart", "startcharacter")):
         detail = "its header is not the JSON a safetensors file has"
     elif "headertoosmall" in kind:

@@ -633,6 +633,22 @@ def test_bad_input_is_rejected_before_reading_tensors(lora, sd15, bad_loras, nod
             if p.name in digests} == digests, "nothing on disk touched"
 
 
+def test_unknown_dtype_is_named_as_such(lora, sd15, bad_loras):
+    """A header that is valid JSON but names a data type the safetensors library lacks (a newer format) is said to
+    be that, with the fix, without quoting the name; not "not the JSON a safetensors file has"."""
+    import struct
+    lora_nodes, _ = lora
+    folder, _ = bad_loras
+    header = b'{"lora_unet_x.lora_down.weight":{"dtype":"F3_NEW","shape":[2,2],"data_offsets":[0,16]}}'
+    (folder / "new-dtype.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    with pytest.raises(ValueError) as raised:
+        lora_nodes.LCMApplyLoraStack().apply(sd15[0], [("bad/new-dtype.safetensors", 1.0, 1.0)])
+    message = str(raised.value)
+    assert "bad/new-dtype.safetensors" in message and "F3_NEW" not in message and "JSON" not in message
+    assert "a tensor data type that the safetensors library in ComfyUI's Python does not know" in message
+    assert "pip install -U safetensors" in message and "fp16, bf16 or fp32" in message
+
+
 def test_lora_matching_no_key_is_an_error(lora, sd15, bad_loras):
     lora_nodes, _ = lora
     with pytest.raises(ValueError, match=r"bad/nomatch\.safetensors: none of its 1 layers matches this model"):

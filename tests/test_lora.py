@@ -339,6 +339,8 @@ TRAINED = {
     "peft-r4a8-te": ("peft", 4, 8, lora_writers.DREAMBOOTH_UNET, True),
     # diffusers' kohya export of a diffusers-saved file (it writes `.alpha` = rank)
     "kohya-export-r8a16": ("kohya-export", 8, 16, lora_writers.LCM_DISTILL_UNET, False),
+    # the published LCM-LoRAs', PCM's and DMD2's layout: kohya keys, `.alpha` = lora_alpha (DMD2: 8 at rank 64)
+    "kohya-lcm-dmd2-r8a2": ("kohya", 8, 2, lora_writers.LCM_DISTILL_UNET, False),
     # kohya-ss/sd-scripts' layout: SD1.x block names with `lora_te_`, and SDXL's sgm block names
     "sd-scripts-r4a1-te": ("sd-scripts", 4, 1, lora_writers.LCM_DISTILL_UNET, True),
     "sd-scripts-sgm-r8a4": ("sd-scripts-sgm", 8, 4, lora_writers.LCM_DISTILL_UNET, False),
@@ -369,8 +371,12 @@ def trained_loras(comfy, base_dir):
             elif writer == "kohya-export":
                 source = lora_writers.save_diffusers_training_script(folder, f"{name}-source.safetensors", u, te)
                 lora_writers.save_kohya_from_diffusers(source, dest)
+            elif writer == "kohya":
+                lora_writers.save_kohya(dest, u, alpha, dtype=torch.float32)
             else:
-                lora_writers.save_sd_scripts(dest, u, alpha, te, block_names="sgm" if writer.endswith("sgm") else "diffusers")
+                lora_writers.save_kohya(dest, u, alpha, te, block_names="sgm" if writer.endswith("sgm") else "diffusers",
+                                        metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(r),
+                                                  "ss_network_alpha": str(alpha)})
     return {name: f"trained/{name}.safetensors" for name in TRAINED}
 
 
@@ -471,8 +477,8 @@ def test_trainer_files_have_the_layout_users_bring(trained_loras, base_dir, diff
     assert any(k.endswith(".to_q.lora.down.weight") for k in keys) and any(k.endswith(".conv1.lora_A.weight") for k in keys)
     keys, _ = read("peft-r4a8-te")
     assert all(".lora_A." in k or ".lora_B." in k for k in keys)
-    for name, prefix in (("kohya-export-r8a16", "lora_unet_down_blocks_"), ("sd-scripts-r4a1-te", "lora_te_text_model_"),
-                         ("sd-scripts-sgm-r8a4", "lora_unet_input_blocks_")):
+    for name, prefix in (("kohya-export-r8a16", "lora_unet_down_blocks_"), ("kohya-lcm-dmd2-r8a2", "lora_unet_down_blocks_"),
+                         ("sd-scripts-r4a1-te", "lora_te_text_model_"), ("sd-scripts-sgm-r8a4", "lora_unet_input_blocks_")):
         keys, _ = read(name)
         assert any(k.startswith(prefix) for k in keys) and any(k.endswith(".alpha") for k in keys)
     mixed, peft = (diffusers_reference(trained_loras[n], 0.8)[0] for n in ("script-lcm-r8a16", "peft-lcm-r8a16"))

@@ -10,11 +10,13 @@ below then saves those weights in one layout:
 | `unet.….to_q.lora.down.weight` (attention) / `….lora_A.weight` (other layers), text encoder `….q_proj.lora_linear_layer.down.weight`, alpha in `lora_adapter_metadata` | diffusers' training scripts (`examples/`, not in the wheel) | their save path, every call from the wheels: `convert_state_dict_to_diffusers(get_peft_model_state_dict(m))`, `save_lora_weights(..., **_collate_lora_metadata(...))` |
 | PEFT `unet.….lora_A.weight` / `lora_B.weight`, alpha in `lora_adapter_metadata` | PEFT-state-dict scripts (diffusers' Flux-era scripts) | `get_peft_model_state_dict(m)` + `save_lora_weights` with the metadata |
 | kohya `lora_unet_…` / `lora_te1_…` + `.alpha` (= rank) | diffusers' `--output_kohya_format` (train_dreambooth_lora_sdxl.py) | `convert_state_dict_to_kohya(convert_all_state_dict_to_peft(load_file(f)))` on the diffusers file |
-| kohya `lora_unet_…` (diffusers block names for SD1.x, sgm `input_blocks_…` for SDXL), `lora_te_…`, `.alpha` fp16, `ss_*` metadata | kohya-ss/sd-scripts (GitHub only, not on PyPI) | its naming rule (module path with `.` → `_`) applied here to the same trained weights |
+| kohya `lora_unet_…` (diffusers block names), `.alpha` = lora_alpha | diffusers' LCM-LoRA scripts (the published LCM-LoRAs), PCM, DMD2's `extract_lora_module.py` (all GitHub only) | their rule (PEFT key, `.` → `_`, `lora_A` → `lora_down`) applied here to the trained weights |
+| kohya `lora_unet_…` (diffusers block names for SD1.x, sgm `input_blocks_…` for SDXL), `lora_te_…`, `.alpha` fp16, `ss_*` metadata | kohya-ss/sd-scripts (GitHub only, not on PyPI) | the same rule, with sd-scripts' names and metadata |
 
-The published few-step LoRAs (LCM-LoRA, TCD, Hyper-SD, PCM, SDXL-Lightning, DMD2) are loaded by diffusers'
-SD/SDXL `lora_state_dict`, which accepts exactly these families: kohya with diffusers or sgm block names, PEFT,
-and diffusers' own spellings.
+The published few-step LoRAs: LCM-LoRA, PCM and DMD2 are kohya with diffusers block names and `.alpha` (their
+trainers' code, read on GitHub; DMD2's alpha 8 at rank 64); TCD was trained with the LCM-LoRA script; Hyper-SD's and
+SDXL-Lightning's code is not public. diffusers' SD/SDXL `lora_state_dict`, which loads all of them, accepts exactly
+these families: kohya with diffusers or sgm block names, PEFT, and diffusers' own spellings.
 """
 from __future__ import annotations
 
@@ -147,18 +149,22 @@ def save_kohya_from_diffusers(source: Path, dest: Path) -> Path:
     return dest
 
 
-def save_sd_scripts(dest: Path, unet, alpha: float, text_encoder=None, block_names: str = "diffusers") -> Path:
-    """kohya-ss/sd-scripts' layout (not on PyPI): `lora_unet_<module path, . → _>.lora_down.weight` / `lora_up`,
-    `.alpha` per layer, `lora_te_…` for the SD1.x text encoder, saved in fp16 with `ss_network_dim` /
-    `ss_network_alpha` metadata. `block_names` "sgm" names UNet layers as sd-scripts' SDXL UNet does (ldm
-    `input_blocks_1_1_…`), "diffusers" as its SD1.x UNet does (`down_blocks_0_attentions_0_…`)."""
+def save_kohya(dest: Path, unet, alpha: float, text_encoder=None, block_names: str = "diffusers",
+               dtype=torch.float16, metadata: dict | None = None) -> Path:
+    """kohya's layout as the GitHub-only trainers write it from PEFT weights: `lora_unet_<module path, . → _>` with
+    `.lora_down.weight` / `.lora_up.weight` and an `.alpha` tensor (the LoraConfig's lora_alpha, not the rank),
+    `lora_te_text_model_…` for the SD1.x text encoder (transformers 4 names, which these trainers pin), all in
+    `dtype`. It is the rule of `get_module_kohya_state_dict` in diffusers' LCM-LoRA scripts (the published LCM-LoRAs)
+    and PCM's, of DMD2's `extract_lora_module.py`, and of kohya-ss/sd-scripts (which also writes `ss_*` metadata:
+    `metadata`). `block_names` "sgm" names UNet layers as sd-scripts' SDXL UNet does (ldm `input_blocks_1_1_…`),
+    "diffusers" as the others do (`down_blocks_0_attentions_0_…`)."""
     import comfy.utils
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
     to_sgm = {d[: -len(".weight")]: s[: -len(".weight")]
               for d, s in comfy.utils.unet_to_diffusers(tiny_models.ARCHS["sd15"].unet).items()
               if d.endswith(".weight")}
-    out, rank = {}, 0
+    out = {}
     for prefix, module in (("lora_unet_", unet), ("lora_te_", text_encoder)):
         if module is None:
             continue
@@ -167,12 +173,9 @@ def save_sd_scripts(dest: Path, unet, alpha: float, text_encoder=None, block_nam
             if prefix == "lora_unet_" and block_names == "sgm":
                 layer = to_sgm[layer]
             if prefix == "lora_te_" and not layer.startswith("text_model."):
-                layer = "text_model." + layer   # sd-scripts pins transformers 4: CLIPTextModel.text_model.…
+                layer = "text_model." + layer   # transformers 4's CLIPTextModel.text_model.…
             base = prefix + layer.replace(".", "_")
             out[f"{base}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = value
             out[f"{base}.alpha"] = torch.tensor(float(alpha))
-            rank = max(rank, value.shape[0]) if kind.startswith("A") else rank
-    save_file({k: v.to(torch.float16) for k, v in out.items()}, str(dest),
-              metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(rank),
-                        "ss_network_alpha": str(alpha)})
+    save_file({k: v.to(dtype) for k, v in out.items()}, str(dest), metadata=metadata)
     return dest

@@ -1,7 +1,7 @@
 """LoRA files written the way their trainers write them: by the trainers' own code where it is on PyPI.
 
-A LoRA is "trained" here by attaching PEFT adapters (peft's `LoraConfig` + diffusers' `add_adapter`, as every
-diffusers training script does) to the tiny SD1.5 UNet and to a CLIP-L text encoder, then filling the adapter
+A LoRA is "trained" here by attaching PEFT adapters (peft's `LoraConfig` + the model's `add_adapter`, diffusers' or
+transformers', as every diffusers training script does) to the tiny SD1.5 UNet and to a CLIP-L text encoder, then filling the adapter
 weights with seeded values (training would change them; a fresh lora_B is zero and has no effect). Each writer
 below then saves those weights in one layout:
 
@@ -14,8 +14,8 @@ below then saves those weights in one layout:
 | kohya `lora_unet_…` (diffusers block names for SD1.x, sgm `input_blocks_…` for SDXL), `lora_te_…`, `.alpha` fp16, `ss_*` metadata | kohya-ss/sd-scripts (GitHub only, not on PyPI) | the same rule, with sd-scripts' names and metadata |
 
 The published few-step LoRAs: LCM-LoRA, PCM and DMD2 are kohya with diffusers block names and `.alpha` (their
-trainers' code, read on GitHub; DMD2's alpha 8 at rank 64); TCD was trained with the LCM-LoRA script; Hyper-SD's and
-SDXL-Lightning's code is not public. diffusers' SD/SDXL `lora_state_dict`, which loads all of them, accepts exactly
+trainers' code, read on GitHub; DMD2's alpha 8 at rank 64); TCD's, Hyper-SD's and SDXL-Lightning's training code
+is not public. diffusers' SD/SDXL `lora_state_dict`, which loads all of them, accepts exactly
 these families: kohya with diffusers or sgm block names, PEFT, and diffusers' own spellings.
 """
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
 
 import pytest
 import torch
@@ -326,7 +327,8 @@ def test_broken_adapter_metadata_is_a_clear_error(lora, sd15, base_dir):
 # --------------------------------------------------------------------------------------------------
 
 # loras/trained/<name>.safetensors: (writer, r, lora_alpha, UNet target modules, with a text-encoder part).
-# Files of the same r and targets hold the same trained weights (support/lora_writers.trained).
+# Files of the same r and targets hold the same trained weights (support/lora_writers.trained). UNet-wide ones
+# have rank 4, so that none looks like an LCM-LoRA to the loader's auto (rank ≥ 8).
 TRAINED = {
     # diffusers' training scripts: `lora.down` (UNet attention) / `lora_linear_layer.down` (text encoder) + metadata
     "script-r4a2": ("script", 4, 2, lora_writers.DREAMBOOTH_UNET, False),
@@ -334,27 +336,28 @@ TRAINED = {
     "script-r8a16": ("script", 8, 16, lora_writers.DREAMBOOTH_UNET, False),
     "script-r8a16-te": ("script", 8, 16, lora_writers.DREAMBOOTH_UNET, True),
     # train_lcm_distill_lora's targets: convs etc. stay `lora_A` beside attention's `lora.down` in one file
-    "script-lcm-r8a16": ("script", 8, 16, lora_writers.LCM_DISTILL_UNET, False),
-    "peft-lcm-r8a16": ("peft", 8, 16, lora_writers.LCM_DISTILL_UNET, False),
+    "script-lcm-r4a8": ("script", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
+    "peft-lcm-r4a8": ("peft", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
     "peft-r4a8-te": ("peft", 4, 8, lora_writers.DREAMBOOTH_UNET, True),
     # diffusers' kohya export of a diffusers-saved file (it writes `.alpha` = rank)
-    "kohya-export-r8a16": ("kohya-export", 8, 16, lora_writers.LCM_DISTILL_UNET, False),
-    # the published LCM-LoRAs', PCM's and DMD2's layout: kohya keys, `.alpha` = lora_alpha (DMD2: 8 at rank 64)
-    "kohya-lcm-dmd2-r8a2": ("kohya", 8, 2, lora_writers.LCM_DISTILL_UNET, False),
+    "kohya-export-r4a8": ("kohya-export", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
+    # the published LCM-LoRAs', PCM's and DMD2's layout: kohya keys, `.alpha` = lora_alpha (DMD2: 8 at rank 64, 1/8)
+    "kohya-lcm-dmd2-r4a1": ("kohya", 4, 1, lora_writers.LCM_DISTILL_UNET, False),
     # kohya-ss/sd-scripts' layout: SD1.x block names with `lora_te_`, and SDXL's sgm block names
     "sd-scripts-r4a1-te": ("sd-scripts", 4, 1, lora_writers.LCM_DISTILL_UNET, True),
-    "sd-scripts-sgm-r8a4": ("sd-scripts-sgm", 8, 4, lora_writers.LCM_DISTILL_UNET, False),
+    "sd-scripts-sgm-r4a2": ("sd-scripts-sgm", 4, 2, lora_writers.LCM_DISTILL_UNET, False),
 }
 # diffusers' load_lora_weights converts a file's UNet keys to PEFT's spelling only when its first key is not
 # already `lora_A` (diffusers.loaders.peft.load_lora_adapter): of a file that mixes `lora.down` and `lora_A` it
 # silently drops the `lora.down` layers. Its reference is the same weights in PEFT's spelling.
-SAME_WEIGHTS = {"script-lcm-r8a16": "peft-lcm-r8a16"}
+SAME_WEIGHTS = {"script-lcm-r4a8": "peft-lcm-r4a8"}
 TEXT = "a tiny red fox"
 
 
 @pytest.fixture(scope="module")
 def trained_loras(comfy, base_dir):
-    """Writes every TRAINED file into loras/trained/ with its trainer's code path; {name: name in the loras folder}."""
+    """Writes every TRAINED file into loras/trained/ with its trainer's code path; {name: name in the loras folder}.
+    Removed after the module."""
     folder = base_dir / "models" / "loras" / "trained"
     folder.mkdir(parents=True, exist_ok=True)
     unet, text_encoder = tiny_models.diffusers_unet("sd15"), lora_writers.clip_text_model()
@@ -377,7 +380,8 @@ def trained_loras(comfy, base_dir):
                 lora_writers.save_kohya(dest, u, alpha, te, block_names="sgm" if writer.endswith("sgm") else "diffusers",
                                         metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(r),
                                                   "ss_network_alpha": str(alpha)})
-    return {name: f"trained/{name}.safetensors" for name in TRAINED}
+    yield {name: f"trained/{name}.safetensors" for name in TRAINED}
+    shutil.rmtree(folder)
 
 
 def te_output(clip) -> torch.Tensor:
@@ -473,15 +477,15 @@ def test_trainer_files_have_the_layout_users_bring(trained_loras, base_dir, diff
     assert any(k.startswith("text_encoder.encoder.layers.") and k.endswith(".q_proj.lora_linear_layer.down.weight")
                for k in keys)
     assert not any(k.endswith(".alpha") for k in keys) and '"unet.lora_alpha": 16' in meta["lora_adapter_metadata"]
-    keys, _ = read("script-lcm-r8a16")
+    keys, _ = read("script-lcm-r4a8")
     assert any(k.endswith(".to_q.lora.down.weight") for k in keys) and any(k.endswith(".conv1.lora_A.weight") for k in keys)
     keys, _ = read("peft-r4a8-te")
     assert all(".lora_A." in k or ".lora_B." in k for k in keys)
-    for name, prefix in (("kohya-export-r8a16", "lora_unet_down_blocks_"), ("kohya-lcm-dmd2-r8a2", "lora_unet_down_blocks_"),
-                         ("sd-scripts-r4a1-te", "lora_te_text_model_"), ("sd-scripts-sgm-r8a4", "lora_unet_input_blocks_")):
+    for name, prefix in (("kohya-export-r4a8", "lora_unet_down_blocks_"), ("kohya-lcm-dmd2-r4a1", "lora_unet_down_blocks_"),
+                         ("sd-scripts-r4a1-te", "lora_te_text_model_"), ("sd-scripts-sgm-r4a2", "lora_unet_input_blocks_")):
         keys, _ = read(name)
         assert any(k.startswith(prefix) for k in keys) and any(k.endswith(".alpha") for k in keys)
-    mixed, peft = (diffusers_reference(trained_loras[n], 0.8)[0] for n in ("script-lcm-r8a16", "peft-lcm-r8a16"))
+    mixed, peft = (diffusers_reference(trained_loras[n], 0.8)[0] for n in ("script-lcm-r4a8", "peft-lcm-r4a8"))
     assert (mixed - peft).abs().max().item() > 1e-3
 
 

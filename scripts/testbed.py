@@ -377,6 +377,10 @@ def main(argv: list[str]) -> int:
     env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(TESTBED / "inductor-cache"))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("DO_NOT_TRACK", "1")
+    # The harness (tests/support, tests/graphs.py) and the scripts import each other by name; the repository root
+    # itself never goes on the path (the pack's nodes/ would shadow ComfyUI's nodes.py).
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO / "scripts"),
+                                         *filter(None, [os.environ.get("PYTHONPATH")])])
     if cmd == "setup":
         say(f"ready: python {python}, ComfyUI {comfy_dir}")
         return 0

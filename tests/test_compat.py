@@ -168,7 +168,7 @@ def test_compile_takes_a_regular_patcher_of_a_dynamic_model(comfy, pack):
     compiled = pack.NODE_CLASS_MAPPINGS["LCMKitCompile"]().compile(
         as_dynamic(model), "default", "eager", "auto", False, False)[0]
     assert type(compiled) is comfy.model_patcher.ModelPatcher and compiled.model is not model.model
-    assert pack.nodes.optimize.compile_wrapper(compiled) is not None
+    assert pack.nodes.torch_compile.compile_wrapper(compiled) is not None
 
 
 def test_dynamic_lcm_checkpoint_model_becomes_regular_with_its_guidance(comfy, pack, lcm_ckpt):

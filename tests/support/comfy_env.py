@@ -244,6 +244,7 @@ class WebSocketListener:
         self.json: list[dict] = []
         self.binary: list[bytes] = []
         self.ordered: list[dict | bytes] = []   # both kinds, in the order the socket delivered them
+        self._arrived = threading.Condition()    # notified on every message
         self._ready = threading.Event()
         self._stop = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -272,20 +273,35 @@ class WebSocketListener:
                             msg = await asyncio.wait_for(ws.receive(), 0.2)
                         except asyncio.TimeoutError:
                             continue
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            self.json.append(json.loads(msg.data))
-                            self.ordered.append(self.json[-1])
-                        elif msg.type == aiohttp.WSMsgType.BINARY:
-                            self.binary.append(msg.data)
-                            self.ordered.append(msg.data)
-                        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             break
+                        with self._arrived:
+                            if msg.type == aiohttp.WSMsgType.TEXT:
+                                self.json.append(json.loads(msg.data))
+                                self.ordered.append(self.json[-1])
+                            elif msg.type == aiohttp.WSMsgType.BINARY:
+                                self.binary.append(msg.data)
+                                self.ordered.append(msg.data)
+                            self._arrived.notify_all()
 
         self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(main())
 
     def events(self, kind: str) -> list[dict]:
         return [m["data"] for m in list(self.json) if m.get("type") == kind]
+
+    def wait_for(self, condition, timeout: float = 120.0, what: str = "the awaited message"):
+        """Blocks until `condition()` is true, re-checked as each message arrives; returns its value."""
+        with self._arrived:
+            if not self._arrived.wait_for(condition, timeout):
+                raise AssertionError(f"{what} did not arrive within {timeout} s:\n{self.server.log_text()[-2000:]}")
+            return condition()
+
+    def wait_event(self, kind: str, prompt_id: str, timeout: float = 120.0) -> dict:
+        """The first `kind` event of `prompt_id` (waiting for it if it has not arrived)."""
+        def first():
+            return next((e for e in self.events(kind) if e.get("prompt_id") == prompt_id), None)
+        return self.wait_for(first, timeout, f"{kind} of prompt {prompt_id}")
 
 
 def cleanup_base(base: Path) -> None:

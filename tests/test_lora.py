@@ -451,12 +451,16 @@ def test_trainer_written_lora_matches_diffusers(lora, sd15, trained_loras, diffu
     new_model, new_clip = out["result"]
     ours_unet = unet_output(new_model)
     d_unet = (ours_unet - ref_unet).abs().max().item()
+    print(f"{name} via {route}: UNet |ours - diffusers| {d_unet:.1e} (LoRA effect "
+          f"{(ours_unet - plain_unet).abs().max().item():.1e})")
     assert (ours_unet - plain_unet).abs().max().item() > 3e-3, "the LoRA must change the UNet well beyond the tolerance"
     assert d_unet <= 1e-4, f"{name} via {route}: UNet |ours - diffusers| = {d_unet:.1e}"
     assert bool(new_clip.patcher.patches) is with_te
     if with_te:
         ours_te = te_output(new_clip)
         d_te = (ours_te - ref_te).abs().max().item()
+        print(f"{name} via {route}: text encoder |ours - diffusers| {d_te:.1e} (LoRA effect "
+              f"{(ours_te - plain_te).abs().max().item():.1e})")
         assert (ours_te - plain_te).abs().max().item() > 3e-3
         assert d_te <= 1e-4, f"{name} via {route}: text encoder |ours - diffusers| = {d_te:.1e}"
     assert not no_key_warnings(caplog)

@@ -3,7 +3,8 @@
 All weight mapping is core's (`comfy.lora.model_lora_keys_unet/clip`, `comfy.lora.load_lora`,
 `ModelPatcher.add_patches`). The one addition: core ≤ 0.3.75 maps diffusers attention LoRAs only under the old
 `….processor.to_q` names, so PEFT-saved files (`unet.….attn1.to_q.lora_A.weight`) lose their attention layers in
-core's LoraLoader; `lora_key_map` adds the plain names as aliases of core's own entries. A file for another base
+core's LoraLoader, and core maps no text encoder saved with transformers ≥ 5 (`text_encoder.encoder.layers.…`);
+`lora_key_map` adds those names as aliases of core's own entries (`lora_files.key_aliases`). A file for another base
 model, a full model or a non-LoRA is refused from its safetensors header, before any tensor is read.
 """
 from __future__ import annotations
@@ -23,22 +24,14 @@ log = logging.getLogger("lcm_kit")
 
 
 def lora_key_map(model=None, clip=None) -> dict:
-    """Core's LoRA key map for `model` / `clip`, plus plain diffusers/PEFT attention names as aliases of
-    core's `….processor.to_q` / `….processor.to_out` entries (`….to_q`, `….to_out`, `….to_out.0`)."""
+    """Core's LoRA key map for `model` / `clip`, plus the names `lora_files.key_aliases` adds for spellings
+    trainers write that core does not map."""
     key_map: dict = {}
     if model is not None:
         comfy.lora.model_lora_keys_unet(model.model, key_map)
     if clip is not None:
         comfy.lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
-    aliases = {}
-    for name, target in key_map.items():
-        if ".processor.to_" in name:
-            plain = name.replace(".processor.to_", ".to_")
-            aliases[plain] = target
-            if plain.endswith(".to_out"):
-                aliases[plain + ".0"] = target
-    for name, target in aliases.items():
-        key_map.setdefault(name, target)
+    key_map.update(lora_files.key_aliases(key_map))
     return key_map
 
 

@@ -72,9 +72,14 @@ def _unreadable(path: str, error: OSError) -> LoraFileError:
 
 def _header_problem(error: Exception, size: int) -> str:
     """What a safetensors reader error says is wrong, in our words: the library's own text can quote the
-    file (a string where a number belongs, an unknown dtype, a tensor name), and no message may do that.
+    file (a string where a number belongs, an unknown dtype, a tensor name), and no message may do that. An unknown
+    dtype is valid JSON naming a data type the library does not know: said so, not "not the JSON".
     Both spellings of the library's error kinds are matched (0.4: `HeaderTooLarge`, 0.8: `header too large`)."""
     kind = re.sub(r"[^a-z]", "", str(error).lower())
+    if "unknownvariant" in kind:   # valid JSON; the one enum of the header, dtype, holds a name the library lacks
+        return ("has a tensor data type that the safetensors library in ComfyUI's Python does not know (a newer "
+                "format, or a damaged header): update that library (pip install -U safetensors) or save the LoRA "
+                "again in fp16, bf16 or fp32")
     if any(k in kind for k in ("invalidjson", "deserialization", "invalidutf", "headerstart", "startcharacter")):
         detail = "its header is not the JSON a safetensors file has"
     elif "headertoosmall" in kind:
@@ -118,6 +123,26 @@ def read_safetensors_header(path: str) -> tuple[dict[str, tuple[str, tuple]], di
     except Exception as e:   # the library's SafetensorError, and whatever else a hostile header provokes
         raise LoraFileError(f"{name} {_header_problem(e, st.st_size)}. {_FIX}") from None
     return tensors, metadata
+
+
+def key_aliases(key_map: dict) -> dict:
+    """Other names of core's LoRA key map entries ({LoRA layer name: weight key}) for spellings trainers write that
+    core's map lacks (v0.3.75 to 0.33):
+    - diffusers / PEFT attention layers without `.processor.`: `….to_q`, `….to_out`, `….to_out.0` for core's
+      `….processor.to_q` / `….processor.to_out`;
+    - text encoders saved with transformers ≥ 5, whose CLIPTextModel has no `text_model` level (diffusers'
+      training scripts save `text_encoder.encoder.layers.…`): the same names without `text_model.`.
+    Returns only names core does not already have."""
+    aliases = {}
+    for name, target in key_map.items():
+        if ".processor.to_" in name:
+            plain = name.replace(".processor.to_", ".to_")
+            aliases[plain] = target
+            if plain.endswith(".to_out"):
+                aliases[plain + ".0"] = target
+        if name.startswith(("text_encoder.text_model.", "text_encoder_2.text_model.")):
+            aliases[name.replace(".text_model.", ".", 1)] = target
+    return {name: target for name, target in aliases.items() if name not in key_map}
 
 
 def module_name(key: str) -> str | None:

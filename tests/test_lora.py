@@ -3,13 +3,15 @@
 inputs, and runs through the real executor and the real server."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import shutil
 
 import pytest
 import torch
 
-from support import comfy_env, tiny_models
+from support import comfy_env, lora_writers, tiny_models
 from support.calls import calls_to
 from graphs import status_texts
 
@@ -34,12 +36,12 @@ def lora(pack):
 
 @pytest.fixture(scope="module")
 def sd15(comfy):
-    """(model, clip) of the tiny SD1.5 checkpoint, loaded once with fp32 UNet weights."""
+    """(model, clip) of the tiny SD1.5 checkpoint, loaded once with fp32 UNet and text-encoder weights."""
     import comfy.sd
     import folder_paths
     model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(
         folder_paths.get_full_path("checkpoints", SD15), output_vae=False, output_clip=True,
-        model_options={"dtype": torch.float32})
+        model_options={"dtype": torch.float32}, te_model_options={"dtype": torch.float32})
     return model, clip
 
 
@@ -152,17 +154,22 @@ def _empty_rows(lora_nodes, start=1):
     return rows
 
 
-def test_key_map_is_cores_plus_plain_attention_aliases(pack, sd15):
-    """Core's own map, unchanged, plus `….to_q` / `….to_out(.0)` for core's `….processor.to_q` entries,
-    pointing at the same weights (no second key mapper)."""
+def test_key_map_is_cores_plus_aliases(pack, sd15):
+    """Core's own map, unchanged, plus `….to_q` / `….to_out(.0)` for core's `….processor.to_q` entries and
+    `text_encoder.encoder.…` (transformers ≥ 5) for core's `text_encoder.text_model.encoder.…`, pointing at the
+    same weights (no second key mapper)."""
     import comfy.lora
     model, clip = sd15
     core = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, comfy.lora.model_lora_keys_unet(model.model, {}))
     ours = pack.nodes.lora_apply.lora_key_map(model, clip)
     assert all(ours[k] == v for k, v in core.items())
     extra = {k: v for k, v in ours.items() if k not in core}
-    assert extra and "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0" in extra
+    assert "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0" in extra
+    assert "text_encoder.encoder.layers.11.self_attn.q_proj" in extra
     for k, v in extra.items():
+        if k.startswith("text_encoder."):
+            assert core[k.replace("text_encoder.", "text_encoder.text_model.", 1)] == v
+            continue
         base = k[:-2] if k.endswith(".to_out.0") else k
         head, _, proj = base.rpartition(".to_")
         assert core[f"{head}.processor.to_{proj}"] == v
@@ -314,6 +321,177 @@ def test_broken_adapter_metadata_is_a_clear_error(lora, sd15, base_dir):
     with pytest.raises(ValueError, match=r"broken-metadata\.safetensors'?: its safetensors metadata "
                                          r"'lora_adapter_metadata' is not valid"):
         lora_nodes.LCMApplyLoraStack().apply(sd15[0], [("diffusers/broken-metadata.safetensors", 1.0, 1.0)])
+
+
+# --------------------------------------------------------------------------------------------------
+# LoRA files as their trainers write them (support/lora_writers.py), on both routes, against diffusers
+# --------------------------------------------------------------------------------------------------
+
+# loras/trained/<name>.safetensors: (writer, r, lora_alpha, UNet target modules, with a text-encoder part).
+# Files of the same r and targets hold the same trained weights (support/lora_writers.trained). UNet-wide ones
+# have rank 4, so that none looks like an LCM-LoRA to the loader's auto (rank ≥ 8).
+TRAINED = {
+    # diffusers' training scripts: `lora.down` (UNet attention) / `lora_linear_layer.down` (text encoder) + metadata
+    "script-r4a2": ("script", 4, 2, lora_writers.DREAMBOOTH_UNET, False),
+    "script-r4a2-te": ("script", 4, 2, lora_writers.DREAMBOOTH_UNET, True),
+    "script-r8a16": ("script", 8, 16, lora_writers.DREAMBOOTH_UNET, False),
+    "script-r8a16-te": ("script", 8, 16, lora_writers.DREAMBOOTH_UNET, True),
+    # train_lcm_distill_lora's targets: convs etc. stay `lora_A` beside attention's `lora.down` in one file
+    "script-lcm-r4a8": ("script", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
+    "peft-lcm-r4a8": ("peft", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
+    "peft-r4a8-te": ("peft", 4, 8, lora_writers.DREAMBOOTH_UNET, True),
+    # diffusers' kohya export of a diffusers-saved file (it writes `.alpha` = rank)
+    "kohya-export-r4a8": ("kohya-export", 4, 8, lora_writers.LCM_DISTILL_UNET, False),
+    # the published LCM-LoRAs', PCM's and DMD2's layout: kohya keys, `.alpha` = lora_alpha (DMD2: 8 at rank 64, 1/8)
+    "kohya-lcm-dmd2-r4a1": ("kohya", 4, 1, lora_writers.LCM_DISTILL_UNET, False),
+    # kohya-ss/sd-scripts' layout: SD1.x block names with `lora_te_`, and SDXL's sgm block names
+    "sd-scripts-r4a1-te": ("sd-scripts", 4, 1, lora_writers.LCM_DISTILL_UNET, True),
+    "sd-scripts-sgm-r4a2": ("sd-scripts-sgm", 4, 2, lora_writers.LCM_DISTILL_UNET, False),
+}
+# diffusers' load_lora_weights converts a file's UNet keys to PEFT's spelling only when its first key is not
+# already `lora_A` (diffusers.loaders.peft.load_lora_adapter): of a file that mixes `lora.down` and `lora_A` it
+# silently drops the `lora.down` layers. Its reference is the same weights in PEFT's spelling.
+SAME_WEIGHTS = {"script-lcm-r4a8": "peft-lcm-r4a8"}
+TEXT = "a tiny red fox"
+
+
+@pytest.fixture(scope="module")
+def trained_loras(comfy, base_dir):
+    """Writes every TRAINED file into loras/trained/ with its trainer's code path; {name: name in the loras folder}.
+    Removed after the module."""
+    folder = base_dir / "models" / "loras" / "trained"
+    folder.mkdir(parents=True, exist_ok=True)
+    unet, text_encoder = tiny_models.diffusers_unet("sd15"), lora_writers.clip_text_model()
+    for name, (writer, r, alpha, targets, with_te) in TRAINED.items():
+        dest = folder / f"{name}.safetensors"
+        with contextlib.ExitStack() as trainings:
+            u = trainings.enter_context(lora_writers.trained(unet, r, alpha, targets))
+            te = trainings.enter_context(lora_writers.trained(text_encoder, r, alpha, lora_writers.TEXT_ENCODER)) \
+                if with_te else None
+            if writer == "script":
+                lora_writers.save_diffusers_training_script(folder, dest.name, u, te)
+            elif writer == "peft":
+                lora_writers.save_peft(folder, dest.name, u, te)
+            elif writer == "kohya-export":
+                source = lora_writers.save_diffusers_training_script(folder, f"{name}-source.safetensors", u, te)
+                lora_writers.save_kohya_from_diffusers(source, dest)
+            elif writer == "kohya":
+                lora_writers.save_kohya(dest, u, alpha, dtype=torch.float32)
+            else:
+                lora_writers.save_kohya(dest, u, alpha, te, block_names="sgm" if writer.endswith("sgm") else "diffusers",
+                                        metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(r),
+                                                  "ss_network_alpha": str(alpha)})
+    yield {name: f"trained/{name}.safetensors" for name in TRAINED}
+    shutil.rmtree(folder)
+
+
+def te_output(clip) -> torch.Tensor:
+    """ComfyUI's text-encoder output for TEXT (what CLIPTextEncode gives the sampler), weights patched."""
+    return clip.encode_from_tokens(clip.tokenize(TEXT)).float().clone()
+
+
+@pytest.fixture(scope="module")
+def diffusers_reference(sd15, base_dir):
+    """reference(name, weight) -> (UNet output, text-encoder output) of diffusers' load_lora_weights +
+    set_adapters([name], [weight]) on the tiny UNet and on ComfyUI's CLIP-L weights in transformers'
+    CLIPTextModel (name None: no LoRA). One pipeline for all files (unload_lora_weights after each); cached."""
+    model, clip = sd15
+    unet_output(model), te_output(clip)   # put the unpatched weights back in the modules patched clones share
+    pipe = lora_writers.diffusers_pipeline(
+        tiny_models.diffusers_unet("sd15", model.model.diffusion_model.state_dict()),
+        lora_writers.clip_text_model(clip.cond_stage_model.clip_l.transformer.state_dict()))
+    ids = torch.tensor([[t for t, _ in clip.tokenize(TEXT)["l"][0]]])
+    cache = {}
+
+    def reference(name: str | None, weight: float = 1.0):
+        if (name, weight) not in cache:
+            with lora_writers.peft_in_transformers():
+                if name is not None:
+                    pipe.load_lora_weights(str(base_dir / "models" / "loras" / name), adapter_name="a",
+                                           unet_config=pipe.unet.config)
+                    pipe.set_adapters(["a"], [weight])
+                with torch.no_grad():
+                    cache[(name, weight)] = diffusers_output(pipe.unet), pipe.text_encoder(ids).last_hidden_state
+                pipe.unload_lora_weights()
+        return cache[(name, weight)]
+    return reference
+
+
+def test_reference_models_are_comfyuis_models(sd15, diffusers_reference):
+    """Without a LoRA, diffusers' UNet and transformers' CLIPTextModel with ComfyUI's weights give ComfyUI's outputs."""
+    model, clip = sd15
+    ref_unet, ref_te = diffusers_reference(None)
+    assert (unet_output(model) - ref_unet).abs().max().item() <= 1e-4
+    assert (te_output(clip) - ref_te).abs().max().item() <= 1e-4
+
+
+# The training-script files (alpha ≠ r, with and without a text-encoder part) on both routes; every other layout
+# through the stack (both routes share apply_lora).
+ROUTES = [(name, route) for name in TRAINED for route in ("stack", "loader")
+          if route == "stack" or name.startswith(("script-r4a2", "script-r8a16"))]
+
+
+@pytest.mark.parametrize("name, route", ROUTES)
+def test_trainer_written_lora_matches_diffusers(lora, sd15, trained_loras, diffusers_reference, caplog, name, route):
+    """Each layout as its trainer writes it, through LoRA Stack -> Apply LoRA Stack or the LCM-LoRA Loader
+    (strength 0.8), against diffusers' load_lora_weights + set_adapters(0.8): the UNet output and, for files
+    with a text-encoder part, the text encoder's, max |Δ| ≤ 1e-4 in fp32; every key applied."""
+    lora_nodes, _ = lora
+    model, clip = sd15
+    caplog.set_level(logging.INFO)
+    file, with_te = trained_loras[name], TRAINED[name][4]
+    ref_unet, ref_te = diffusers_reference(trained_loras[SAME_WEIGHTS.get(name, name)], 0.8)
+    plain_unet, plain_te = diffusers_reference(None)   # = ComfyUI's own (test_reference_models_are_comfyuis_models)
+    if route == "stack":
+        stack = lora_nodes.LCMLoraStack().stack(lora_name_1=file, strength_model_1=0.8, strength_clip_1=0.8,
+                                                **_empty_rows(lora_nodes, start=2))["result"][0]
+        out = lora_nodes.LCMApplyLoraStack().apply(model, stack, clip=clip)
+    else:
+        out = lora_nodes.LCMLoraLoader().load(model, file, 0.8, clip=clip)
+    new_model, new_clip = out["result"]
+    ours_unet = unet_output(new_model)
+    d_unet = (ours_unet - ref_unet).abs().max().item()
+    print(f"{name} via {route}: UNet |ours - diffusers| {d_unet:.1e} (LoRA effect "
+          f"{(ours_unet - plain_unet).abs().max().item():.1e})")
+    assert (ours_unet - plain_unet).abs().max().item() > 3e-3, "the LoRA must change the UNet well beyond the tolerance"
+    assert d_unet <= 1e-4, f"{name} via {route}: UNet |ours - diffusers| = {d_unet:.1e}"
+    assert bool(new_clip.patcher.patches) is with_te
+    if with_te:
+        ours_te = te_output(new_clip)
+        d_te = (ours_te - ref_te).abs().max().item()
+        print(f"{name} via {route}: text encoder |ours - diffusers| {d_te:.1e} (LoRA effect "
+              f"{(ours_te - plain_te).abs().max().item():.1e})")
+        assert (ours_te - plain_te).abs().max().item() > 3e-3
+        assert d_te <= 1e-4, f"{name} via {route}: text encoder |ours - diffusers| = {d_te:.1e}"
+    assert not no_key_warnings(caplog)
+    if TRAINED[name][0] in ("script", "peft"):
+        assert "layers from its diffusers metadata" in status_texts(out["ui"])[0]
+
+
+def test_trainer_files_have_the_layout_users_bring(trained_loras, base_dir, diffusers_reference):
+    """The files are what the trainers write: diffusers' spellings beside the metadata and no alpha tensors, the
+    text encoder as transformers ≥ 5 names it; kohya keys with `.alpha`. And diffusers' own loader drops the
+    `lora.down` layers of a file that mixes both spellings (so SAME_WEIGHTS gives its reference)."""
+    from safetensors import safe_open
+
+    def read(name):
+        with safe_open(str(base_dir / "models" / "loras" / trained_loras[name]), framework="pt") as f:
+            return set(f.keys()), f.metadata() or {}
+    keys, meta = read("script-r8a16-te")
+    assert any(k.startswith("unet.") and k.endswith(".to_q.lora.down.weight") for k in keys)
+    assert any(k.startswith("text_encoder.encoder.layers.") and k.endswith(".q_proj.lora_linear_layer.down.weight")
+               for k in keys)
+    assert not any(k.endswith(".alpha") for k in keys) and '"unet.lora_alpha": 16' in meta["lora_adapter_metadata"]
+    keys, _ = read("script-lcm-r4a8")
+    assert any(k.endswith(".to_q.lora.down.weight") for k in keys) and any(k.endswith(".conv1.lora_A.weight") for k in keys)
+    keys, _ = read("peft-r4a8-te")
+    assert all(".lora_A." in k or ".lora_B." in k for k in keys)
+    for name, prefix in (("kohya-export-r4a8", "lora_unet_down_blocks_"), ("kohya-lcm-dmd2-r4a1", "lora_unet_down_blocks_"),
+                         ("sd-scripts-r4a1-te", "lora_te_text_model_"), ("sd-scripts-sgm-r4a2", "lora_unet_input_blocks_")):
+        keys, _ = read(name)
+        assert any(k.startswith(prefix) for k in keys) and any(k.endswith(".alpha") for k in keys)
+    mixed, peft = (diffusers_reference(trained_loras[n], 0.8)[0] for n in ("script-lcm-r4a8", "peft-lcm-r4a8"))
+    assert (mixed - peft).abs().max().item() > 1e-3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -469,6 +647,22 @@ def test_bad_input_is_rejected_before_reading_tensors(lora, sd15, bad_loras, nod
     assert sum(calls.values()) == 0, "rejected from the header alone"
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
             if p.name in digests} == digests, "nothing on disk touched"
+
+
+def test_unknown_dtype_is_named_as_such(lora, sd15, bad_loras):
+    """A header that is valid JSON but names a data type the safetensors library lacks (a newer format) is said to
+    be that, with the fix, without quoting the name; not "not the JSON a safetensors file has"."""
+    import struct
+    lora_nodes, _ = lora
+    folder, _ = bad_loras
+    header = b'{"lora_unet_x.lora_down.weight":{"dtype":"F3_NEW","shape":[2,2],"data_offsets":[0,16]}}'
+    (folder / "new-dtype.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    with pytest.raises(ValueError) as raised:
+        lora_nodes.LCMApplyLoraStack().apply(sd15[0], [("bad/new-dtype.safetensors", 1.0, 1.0)])
+    message = str(raised.value)
+    assert "bad/new-dtype.safetensors" in message and "F3_NEW" not in message and "JSON" not in message
+    assert "a tensor data type that the safetensors library in ComfyUI's Python does not know" in message
+    assert "pip install -U safetensors" in message and "fp16, bf16 or fp32" in message
 
 
 def test_lora_matching_no_key_is_an_error(lora, sd15, bad_loras):

@@ -251,16 +251,18 @@ def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, 
 
 
 def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_steps=None, prediction=None,
-              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False, scheduler="simple", expect_error=False):
+              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False, scheduler="simple", expect_error=False,
+              **schedule):
     """Runs graphs.lcm_graph through one route; returns (model-space latent, outputs).
 
     route: "all-in-one" (LCM Sampler), "custom" (SamplerCustom), "advanced" (SamplerCustomAdvanced) or "ksampler"
     (core KSampler, sampler lcm, `scheduler`) or "basic" (core's BasicScheduler `scheduler` into SamplerCustom with
     LCM Kit's sampler). `prediction` puts core's ModelSamplingDiscrete before the LCM nodes; `loader_steps` the
-    LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid. `expect_error`: the run must fail (see
-    comfy.error()); returns (None, {})."""
+    LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid. `schedule`: the recipe / timesteps widgets
+    of the LCM Sampler, or of the LCM Scheduler on the custom / advanced routes (absent: a workflow saved before
+    them). `expect_error`: the run must fail (see comfy.error()); returns (None, {})."""
     g = graphs.lcm_graph(prefix=prefix, seed=SEED, steps=steps, strength=strength, sampler=sampler, gamma=gamma,
-                         original_inference_steps=original_steps)
+                         original_inference_steps=original_steps, **schedule)
     if img2img:
         g = graphs.img2img(g)
         g["orig"] = {"class_type": "SaveLatent", "inputs": {"samples": ["latent", 0], "filename_prefix": f"{prefix}-in"}}
@@ -276,6 +278,7 @@ def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_s
     if route in ("custom", "advanced"):
         g = graphs.sampler_custom(g, advanced=route == "advanced", model=m, steps=steps, strength=strength,
                                   original_inference_steps=original_steps, sampler=sampler, gamma=gamma, seed=SEED)
+        g["sigmas"]["inputs"].update(schedule)
     elif route == "ksampler":
         g["sampler"] = {"class_type": "KSampler", "inputs": {
             "model": m, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "seed": SEED,
@@ -454,3 +457,99 @@ def test_unsupported_model_sampling_is_a_clear_error(comfy, node, sampling, name
     err = comfy.error()
     assert err is not None and named in err["exception_message"]
     assert "SD1.x, SD2.x, SDXL" in err["exception_message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Custom timesteps and the model cards' recipes (issue 23), against diffusers' pipelines with each card's settings.
+# img2img of a fixed or trailing list follows diffusers' generic StableDiffusion(XL)Img2ImgPipeline: the last
+# int(N·strength) timesteps (get_timesteps + set_begin_index); lcm / tcd on the LCM grid follow the LCM img2img
+# pipeline (strength into set_timesteps), as before.
+# --------------------------------------------------------------------------------------------------
+
+SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}   # the SD / SDXL config
+
+
+def card_scheduler(method: str, prediction: str = "eps"):
+    """The diffusers scheduler a card names, configured as `from_config(pipe.scheduler.config)` gives it."""
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+    kind = DIFFUSERS_PREDICTION[prediction]
+    if method == "ddim":   # Hyper-SD / PCM: trailing; SD's config carries set_alpha_to_one / clip_sample False
+        return DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                             timestep_spacing="trailing", prediction_type=kind)
+    if method == "euler":  # SDXL-Lightning
+        return EulerDiscreteScheduler(**SD_BETAS, timestep_spacing="trailing", prediction_type=kind)
+    return (TCDScheduler if method == "tcd" else LCMScheduler)(prediction_type=kind)
+
+
+def pipeline_reference(unet, prompts, method, steps=None, timesteps=None, strength=1.0, image=None, gamma=None,
+                       prediction="eps", size=8):
+    """diffusers' SD pipeline loop for a card's recipe, fed the noise ComfyUI draws (as `diffusers_reference`):
+    `timesteps=` as the pipelines' retrieve_timesteps passes it; img2img of an LCM-grid schedule through LCMScheduler's
+    own strength, of anything else as the generic img2img pipeline's get_timesteps; scale_model_input and the
+    pipelines' eta (0 unless the card passes it)."""
+    scheduler = card_scheduler(method, prediction)
+    lcm_grid = method in ("lcm", "tcd") and timesteps is None
+    if timesteps is not None:
+        scheduler.set_timesteps(timesteps=timesteps)
+    else:
+        scheduler.set_timesteps(steps, **({"strength": strength} if lcm_grid else {}))
+    ts = scheduler.timesteps
+    if not lcm_grid and image is not None:
+        n = len(ts)
+        t_start = n - min(int(n * strength), n)
+        ts = ts[t_start:]
+        if hasattr(scheduler, "set_begin_index"):   # as get_timesteps (DDIM has none: it steps by t − T // N)
+            scheduler.set_begin_index(t_start)
+    noise = torch.randn((1, 4, size, size), generator=torch.manual_seed(SEED))
+    latents = noise * scheduler.init_noise_sigma if image is None else scheduler.add_noise(image, noise, ts[:1])
+    gen = torch.Generator().manual_seed(step_noise_seed(SEED, noise.shape))
+    ctx = prompts[0]
+    kw = {"eta": gamma if gamma is not None else 0.0} if method in ("tcd", "ddim") else {}
+    with torch.no_grad():
+        for t in ts:
+            out = unet(scheduler.scale_model_input(latents, t), t, encoder_hidden_states=ctx).sample
+            latents = scheduler.step(out, t, latents, generator=gen, return_dict=False, **kw)[0]
+    return latents
+
+
+RECIPE_CASES = {   # recipe → (method, the card's timesteps or None, gamma, steps, prediction)
+    "LCM-LoRA (LCM)": ("lcm", None, None, 4, "eps"),
+    "PCM LCM-like LoRA (LCM)": ("lcm", None, None, 4, "eps"),
+    "TCD-LoRA (TCD)": ("tcd", None, 0.3, 4, "eps"),
+    "Hyper-SD 1-step unified LoRA (TCD, 1-8 steps)": ("tcd", None, 1.0, 2, "eps"),
+    "Hyper-SDXL 1-step UNet (LCM, t 800)": ("lcm", [800], None, 1, "eps"),
+    "DMD2 4-step (LCM, 999,749,499,249)": ("lcm", [999, 749, 499, 249], None, 4, "eps"),
+    "DMD2 1-step (LCM, t 399)": ("lcm", [399], None, 1, "eps"),
+    "Hyper-SD N-step LoRA (DDIM trailing)": ("ddim", None, None, 3, "eps"),
+    "PCM N-step LoRA (DDIM trailing)": ("ddim", None, None, 4, "eps"),
+    "SDXL-Lightning N-step (Euler trailing)": ("euler", None, None, 4, "eps"),
+    "SDXL-Lightning 1-step x0 UNet (Euler trailing)": ("euler", [999], None, 1, "x0"),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPE_CASES))
+@pytest.mark.parametrize("route, img2img", [("all-in-one", False), ("all-in-one", True), ("custom", False),
+                                            ("advanced", True)])
+def test_recipes_match_their_cards_diffusers_settings(comfy, base_dir, sd15, prompts, recipe, route, img2img):
+    """Each recipe on the LCM Sampler, and on the LCM Scheduler + LCM / TCD Sampler (SamplerCustom, SamplerCustomAdvanced),
+    txt2img and img2img (strength 0.5; a 1-step recipe at strength 1.0 on the image: one timestep cannot be halved)
+    against diffusers' pipeline with the card's scheduler settings."""
+    model, unet = sd15
+    method, timesteps, gamma, steps, prediction = RECIPE_CASES[recipe]
+    strength = 0.5 if img2img and steps > 1 else 1.0
+    if route == "all-in-one":   # widgets the recipe overrides are set to other values
+        widgets = {"sampler": "tcd" if method == "lcm" else "lcm", "gamma": 0.05, "steps": 2 if timesteps else steps}
+    else:                       # the scheduler's recipe sets the SIGMAS; the SAMPLER is wired as its status line says
+        widgets = {"sampler": method, "gamma": 0.3 if gamma is None else gamma, "steps": steps}
+    ours, outputs = run_route(comfy, base_dir, model, route, f"recipe-{method}-{steps}-{route}-{img2img}",
+                              recipe=recipe, strength=strength, img2img=img2img,
+                              prediction=None if prediction == "eps" else prediction, **widgets)
+    ours = model_space(model, ours)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig")) if img2img else None
+    ref = pipeline_reference(unet, prompts, method, steps, timesteps, strength, image, gamma, prediction)
+    err = (ours - ref).abs().max().item()
+    print(f"{recipe} via {route} img2img={img2img}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    node = "sampler" if route == "all-in-one" else "sigmas"
+    (info,) = [t for t in status_texts(outputs[node], "info") if t.startswith("recipe ")]
+    assert info.startswith(f"recipe {recipe}: ") and "suggested cfg" in info

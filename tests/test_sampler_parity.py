@@ -553,3 +553,52 @@ def test_recipes_match_their_cards_diffusers_settings(comfy, base_dir, sd15, pro
     node = "sampler" if route == "all-in-one" else "sigmas"
     (info,) = [t for t in status_texts(outputs[node], "info") if t.startswith("recipe ")]
     assert info.startswith(f"recipe {recipe}: ") and "suggested cfg" in info
+
+
+@pytest.mark.parametrize("route, sampler, timesteps, img2img", [
+    ("all-in-one", "lcm", "399", False),                   # unit start noise at any first t (core: σ(399)·z, 0.76×)
+    ("all-in-one", "tcd", "999, 749, 499, 249", True),     # img2img 0.5: the last 2, TCD's last step to ᾱ_0
+    ("custom", "tcd", "800,500,200", False),
+    ("advanced", "lcm", "[999, 759, 499, 259]", True),
+])
+def test_custom_timesteps_match_diffusers(comfy, base_dir, sd15, prompts, route, sampler, timesteps, img2img):
+    """The `timesteps` input as diffusers' pipelines pass `timesteps=` (set_timesteps(timesteps=…)); img2img at
+    strength 0.5 keeps the last int(N·0.5) of them, as the generic img2img pipeline; the widget steps is not used."""
+    model, unet = sd15
+    strength = 0.5 if img2img else 1.0
+    ours, outputs = run_route(comfy, base_dir, model, route, f"custom-ts-{sampler}-{route}", sampler=sampler, steps=2,
+                              strength=strength, img2img=img2img, timesteps=timesteps)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig")) if img2img else None
+    listed = [int(t) for t in timesteps.strip("[]").replace(",", " ").split()]
+    gamma = 0.3 if sampler == "tcd" else None
+    ref = pipeline_reference(unet, prompts, sampler, timesteps=listed, strength=strength, image=image, gamma=gamma)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"timesteps {listed} {sampler} via {route} img2img={img2img}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    node = "sampler" if route == "all-in-one" else "sigmas"
+    off = [t for t in listed[1:] if (t + 1) % 20]
+    warnings = status_texts(outputs[node], "warning")
+    assert bool(off) == any(f"timesteps {', '.join(map(str, off))} are not on the 50-step" in w for w in warnings)
+
+
+def test_core_ksampler_is_exact_for_dmd2_4_step_on_default_model_sampling(comfy, base_dir, sd15, prompts):
+    """README: core's KSampler (sampler lcm, scheduler simple) on the checkpoint's own model sampling runs DMD2's
+    999,749,499,249; without LCM's boundary condition, which is below 1e-7 at t ≥ 249."""
+    model, unet = sd15
+    ours, _ = run_route(comfy, base_dir, model, "ksampler", "core-dmd2", scheduler="simple")
+    ref = pipeline_reference(unet, prompts, "lcm", timesteps=[999, 749, 499, 249])
+    assert (model_space(model, ours) - ref).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("sampler", ["lcm", "tcd", "ddim", "euler"])
+def test_samplers_honour_disable_for_the_progress_bar(lcm, sd15, sampler, capsys):
+    """k-diffusion's convention: a tqdm bar on stderr unless `disable` (core passes its --disable-progress-bars)."""
+    import comfy.sample
+    model, _ = sd15
+    noise, _, ctx, unctx = _inputs(seed=1)
+    sigmas = lcm.lcm_sampling.timestep_sigmas(model, [999, 499])
+    for disable in (False, True):
+        comfy.sample.sample_custom(model, noise, 1.0, lcm.lcm_sampling.lcm_sampler(sampler), sigmas, [[ctx, {}]],
+                                   [[unctx, {}]], torch.zeros_like(noise), disable_pbar=disable, seed=0)
+        bar = "2/2" in capsys.readouterr().err
+        assert bar is not disable, (sampler, disable)

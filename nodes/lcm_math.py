@@ -291,7 +291,7 @@ def plan_schedule(sampler: str = "lcm", gamma: float = 0.3, steps: int = 4, stre
                 "ddim": "DDIM trailing, last step to alpha_0 (DDIMScheduler, set_alpha_to_one False)",
                 "euler": "Euler trailing, start noise sigma_max (EulerDiscreteScheduler)"}[sampler]
         pred = "" if card.prediction == "eps" else f"; needs {card.prediction} prediction"
-        info.append(f"recipe {recipe}: {what} at timesteps {','.join(map(str, schedule))}{pred}; "
+        info.append(f"recipe {recipe} (for {card.files}): {what} at timesteps {','.join(map(str, schedule))}{pred}; "
                     f"suggested cfg {card.cfg}. Not used: {', '.join(used)} (set by the recipe).")
     return Plan(sampler, gamma if sampler == "tcd" else None, schedule,
                 None if card is None else card.prediction, info, warnings)

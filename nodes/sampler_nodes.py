@@ -125,7 +125,9 @@ class LCMSampler:
     DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
                    "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
                    "LCM-LoRA Loader; works with any ControlNet conditioning. Text-to-image from an Empty Latent "
-                   "Image, img2img from a VAE Encode with strength < 1.")
+                   "Image, img2img from a VAE Encode with strength < 1. For DMD2, Hyper-SD, TCD, PCM and "
+                   "SDXL-Lightning pick the recipe named after the file you loaded: it sets the card's scheduler, "
+                   "timesteps and gamma, and the status line says what it set, for which files.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "sample"

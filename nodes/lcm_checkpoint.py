@@ -29,7 +29,7 @@ import comfy.patcher_extension
 import comfy.sd
 import comfy.utils
 
-from . import compat, lcm_math, status
+from . import compat, lcm_math
 from .input_checks import finite_number
 
 log = logging.getLogger("lcm_kit")
@@ -41,9 +41,9 @@ TIME_EMBED = "diffusion_model.time_embed"
 GUIDANCE_CALLBACK_KEY = "lcm_kit.guidance_embedding"
 
 
-@status.pack_error
 class LCMCheckpointError(ValueError):
     """A file or input that cannot become an LCM MODEL; the message says what was expected."""
+    __module__ = "lcm_kit"   # ComfyUI names an error by its module path: "lcm_kit.LCMCheckpointError"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,10 +14,7 @@ CATEGORY = "LCM Kit/loaders"
 def _guidance_input():
     lo, hi = lcm_math.TRAINED_GUIDANCE
     return ("FLOAT", {"default": 8.0, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip":
-                      f"Guidance baked into a full LCM checkpoint's embedding (diffusers' guidance_scale; w = "
-                      f"guidance - 1). 8.0 is the usual value; lower for softer, more varied images, higher for "
-                      f"stronger prompt adherence. Distilled on {lo:g}-{hi:g}: outside that you get a warning. "
-                      f"Keep the LCM Sampler's cfg at 1.0 with it. Ignored by models without the embedding."})
+                      f"Guidance in the model's embedding (trained {lo:g}-{hi:g}); keep the sampler's cfg at 1."})
 
 
 def _result(loaded: lcm_checkpoint.LoadedLCM, *outputs):
@@ -25,10 +22,8 @@ def _result(loaded: lcm_checkpoint.LoadedLCM, *outputs):
 
 
 class LCMCheckpointLoader:
-    DESCRIPTION = ("Loads a full LCM checkpoint (e.g. LCM_Dreamshaper_v7) with its guidance embedding, which "
-                   "ComfyUI's own Load Checkpoint silently drops, and sets LCM's model sampling. Use it instead of "
-                   "Load Checkpoint for LCM checkpoints, then the LCM Sampler at cfg 1.0 (one model pass per step). "
-                   "A checkpoint without the embedding loads as usual, with a note.")
+    DESCRIPTION = ("Loads a full LCM checkpoint (e.g. LCM_Dreamshaper_v7) with the guidance embedding core's Load "
+                   "Checkpoint drops, and sets LCM model sampling. Sample at cfg 1.0.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
     FUNCTION = "load"
@@ -37,8 +32,7 @@ class LCMCheckpointLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {"tooltip":
-                          "A single-file LCM checkpoint from models/checkpoints. For a diffusers unet/ folder use "
-                          "the LCM UNet Loader instead."}),
+                          "An LCM checkpoint file; for a diffusers unet/ folder use the UNet Loader."}),
             "guidance": _guidance_input(),
         }}
 
@@ -49,10 +43,8 @@ class LCMCheckpointLoader:
 
 
 class LCMUNetLoader:
-    DESCRIPTION = ("Loads an LCM UNet alone from models/diffusion_models: the diffusion_pytorch_model.safetensors "
-                   "of a diffusers unet/ folder (keep its config.json beside it), or a UNet-only file. Keeps the "
-                   "guidance embedding and sets LCM's model sampling. Take CLIP and VAE from a Load Checkpoint of "
-                   "the same base model (SD1.5 for LCM_Dreamshaper) or from CLIP/VAE loaders.")
+    DESCRIPTION = ("Loads an LCM UNet (a diffusers unet/ folder's safetensors with config.json beside it, or a "
+                   "UNet file) with its guidance embedding. CLIP and VAE come from other loaders.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "load"
@@ -61,8 +53,7 @@ class LCMUNetLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "unet_name": (folder_paths.get_filename_list("diffusion_models"), {"tooltip":
-                          "Copy or link a diffusers model's whole unet/ folder into models/diffusion_models and pick "
-                          "its diffusion_pytorch_model.safetensors here; a single UNet .safetensors works too."}),
+                          "diffusion_pytorch_model.safetensors of a diffusers unet/ folder, or a UNet."}),
             "guidance": _guidance_input(),
         }}
 
@@ -73,10 +64,8 @@ class LCMUNetLoader:
 
 
 class LCMGuidanceEmbedding:
-    DESCRIPTION = ("Adds a full LCM checkpoint's guidance embedding to a MODEL from ComfyUI's Load Checkpoint "
-                   "(which drops it), reading just that weight from the file, and sets LCM's model sampling. Use it "
-                   "when a graph already loads the checkpoint with core nodes; otherwise the LCM Checkpoint Loader "
-                   "does both. A file without the embedding passes the MODEL through unchanged, with a note.")
+    DESCRIPTION = ("Puts a full LCM checkpoint's guidance embedding back on a MODEL from core's Load Checkpoint "
+                   "(reads only that weight) and sets LCM model sampling.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "patch"
@@ -84,9 +73,9 @@ class LCMGuidanceEmbedding:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The MODEL of a Load Checkpoint that loaded ckpt_name (LoRAs may follow)."}),
+            "model": ("MODEL", {"tooltip": "The MODEL of a Load Checkpoint of ckpt_name (LoRAs may follow)."}),
             "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {"tooltip":
-                          "The same checkpoint the MODEL was loaded from: only its guidance-embedding weight is read."}),
+                          "The checkpoint the MODEL came from; only its guidance weight is read."}),
             "guidance": _guidance_input(),
         }}
 

@@ -28,15 +28,12 @@ class LivePreview:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "images": ("IMAGE", {"tooltip": "The decoded images to show (VAE Decode output). Each image of a batch "
-                                            "is sent as its own frame."}),
+            "images": ("IMAGE", {"tooltip": "Decoded images (VAE Decode); each image of a batch is one frame."}),
             "format": (list(live.FORMATS), {"default": "JPEG", "tooltip":
-                       "JPEG: small and fast, best for live typing. PNG: lossless, larger frames; use it when "
-                       "judging fine detail."}),
+                       "JPEG: small, best for live typing. PNG: lossless, larger frames."}),
             "max_size": ("INT", {"default": live.DEFAULT_SIZE, "min": live.MIN_SIZE, "max": live.MAX_SIZE,
                                  "step": 8, "tooltip":
-                                 "Longer side of the frame sent to the browser, in pixels (images are scaled down, "
-                                 "never up). Lower it if frames lag on a slow connection."}),
+                                 "Longest side of a frame in pixels (scaled down, never up)."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @classmethod

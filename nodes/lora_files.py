@@ -14,7 +14,7 @@ Signals used:
 - LCM-LoRA: consistency distillation trains the whole UNet, so the file covers the ResNet 3×3
   convolutions besides attention, at rank ≥ 8 (the published LCM-LoRAs have kohya-layout keys over the
   whole UNet); most style LoRAs touch attention only. How much of the model's UNet a file
-  covers is measured against the model by the caller (`lora_nodes.find_lcm_lora`).
+  covers is measured against the model by the caller (`lcm_lora_auto.find_lcm_lora`).
 """
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ import stat
 from dataclasses import dataclass, field
 
 from safetensors import safe_open
-
-# Every file read, by ("header" | "tensors", absolute path): the tests count them (strength 0 reads nothing,
-# a bad file is rejected from its header alone).
-READS: collections.Counter = collections.Counter()
 
 # Key suffixes of the adapter formats ComfyUI's weight adapters load (LoRA, LoHa, LoKr, OFT, diff).
 ADAPTER_SUFFIXES = (
@@ -61,7 +57,7 @@ def family_for_context_dim(dim) -> str:
     return FAMILY_BY_CONTEXT_DIM.get(dim, f"a model with {dim}-wide text embeddings" if dim else "unknown")
 
 
-def _file_key(path: str) -> tuple:
+def file_key(path: str) -> tuple:
     st = os.stat(path)
     return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
@@ -103,7 +99,6 @@ def read_safetensors_header(path: str) -> tuple[dict[str, tuple[str, tuple]], di
     Raises LoraFileError naming the file, what is wrong and the fix, for a file that is missing, not a
     regular file, truncated, not safetensors or has a broken header. The message never quotes the file."""
     name = os.path.basename(path)
-    READS[("header", os.path.abspath(path))] += 1
     try:
         st = os.stat(path)
     except OSError as e:
@@ -215,7 +210,7 @@ def inspect_file(path: str) -> LoraInfo:
     """Inspect a .safetensors file by its header; cached by (path, size, mtime), a rejection too (a bad file
     is read once, not on every run). Raises LoraFileError (naming the file) for anything wrong with it."""
     try:
-        key = _file_key(path)
+        key = file_key(path)
     except OSError as e:
         raise _unreadable(path, e) from None
     info = _CACHE.get(key)

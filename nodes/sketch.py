@@ -16,8 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .status import pack_error
-
 DATA_URL_PREFIX = "data:image/png;base64,"
 MAX_SKETCH_PNG_BYTES = 4 * 1024 * 1024   # the PNG itself; its data URL is a third longer
 MIN_SIDE, MAX_SIDE, DEFAULT_SIDE = 64, 2048, 512
@@ -25,9 +23,9 @@ DEFAULT_BACKGROUND = "#ffffff"
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-@pack_error
 class SketchError(ValueError):
     """A sketch value that cannot be used, with a message naming the problem and the fix."""
+    __module__ = "lcm_kit"   # ComfyUI names an error by its module path: "lcm_kit.SketchError", not the folder's path
 
 
 def megabytes(n: int) -> str:

@@ -29,20 +29,15 @@ class LCMKitSketch:
         side = {"default": sketch_data.DEFAULT_SIDE, "min": sketch_data.MIN_SIDE, "max": sketch_data.MAX_SIDE, "step": 8}
         return {
             "required": {
-                "width": ("INT", {**side, "tooltip": "Canvas width in pixels (the IMAGE's width). Changing it "
-                                                     "rescales what is drawn."}),
+                "width": ("INT", {**side, "tooltip": "Canvas width in pixels; changing it rescales the drawing."}),
                 "height": ("INT", {**side, "tooltip": "Canvas height in pixels (the IMAGE's height)."}),
                 "background": ("STRING", {"default": sketch_data.DEFAULT_BACKGROUND, "tooltip":
-                               "The colour under the strokes, as #rrggbb. The eraser reveals it (or the connected "
-                               "image). The canvas's background button sets it too."}),
+                               "The colour under the strokes (#rrggbb); the eraser reveals it."}),
                 "sketch": (SKETCH_TYPE, {"default": "", "tooltip":
-                           "The drawing, as the canvas writes it (a PNG data URL). Draw on the canvas above; empty "
-                           "means nothing drawn yet."}),
+                           "The drawing as a PNG data URL, written by the canvas above."}),
             },
             "optional": {
-                "image": ("IMAGE", {"tooltip": "Start from this image: the strokes are drawn over it (resized to "
-                                               "width×height) instead of over the background colour. The MASK "
-                                               "still marks only what you painted."}),
+                "image": ("IMAGE", {"tooltip": "Draw over this image (resized to width x height) instead of the background."}),
             },
         }
 

@@ -29,11 +29,6 @@ def node_output(result: tuple, info=(), warnings=(), node: str | None = None, **
     return {"ui": {UI_KEY: lines, **ui}, "result": tuple(result)}
 
 
-def texts(ui: dict, level: str | None = None) -> list[str]:
-    """The status texts in a node's ui output (for tests and scripts), optionally of one level."""
-    return [e["text"] for e in (ui or {}).get(UI_KEY, []) if level is None or e["level"] == level]
-
-
 def pack_error(cls: type) -> type:
     """Class decorator for the pack's exception types: ComfyUI's error reports name an exception by its module path,
     and ComfyUI imports the pack under its folder's full path ("/…/custom_nodes/lcm-kit.nodes.lcm_math.ScheduleError");

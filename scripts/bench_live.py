@@ -48,7 +48,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 from support import browser as browser_support  # noqa: E402
 from support import comfy_env  # noqa: E402

@@ -8,12 +8,10 @@ text encodes come from ComfyUI's cache in both); the graphs sample one step at 6
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 from support import comfy_env, tiny_models  # noqa: E402
 

@@ -28,8 +28,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "scripts"))
 
 from support import browser as browser_support  # noqa: E402
 from support import comfy_env  # noqa: E402

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 from support import browser, comfy_env  # noqa: E402
 

@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 import graphs  # noqa: E402
 from support import comfy_env, tiny_models  # noqa: E402

@@ -34,7 +34,7 @@ prepare)
 run)
     : "${OUT:?run this on the device, where \$OUT is set}"
     tar xJf .gpu/site.tar.xz -C /tmp
-    export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 LCM_KIT_TESTBED=/tmp/lcm-kit-testbed HF_HUB_OFFLINE=1
+    export PYTHONPATH=/tmp/site:$PWD/tests:$PWD/scripts PYTHONUNBUFFERED=1 LCM_KIT_TESTBED=/tmp/lcm-kit-testbed HF_HUB_OFFLINE=1
     mkdir -p /tmp/comfy && tar xzf .gpu/ComfyUI-0.33.0-*.tar.gz -C /tmp/comfy
     export COMFYUI_DIR=/tmp/comfy/ComfyUI TORCHINDUCTOR_CACHE_DIR=/tmp/inductor
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"

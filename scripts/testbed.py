@@ -24,6 +24,11 @@ With COMFYUI_DIR=/path/to/ComfyUI the user's own checkout is used instead of the
 Python (COMFYUI_PYTHON, else $COMFYUI_DIR/venv or .venv, else this python3) through a thin venv of ours
 that only adds the test tools; nothing is installed into the user's own environment.
 
+Third-party packs for the tests beside other packs (tests/test_distributed.py): ComfyUI-Distributed from
+COMFYUI_DISTRIBUTED_SOURCE (a tarball or folder; empty turns it off), else the newest
+../shared/packs/ComfyUI-Distributed-*.tar.gz, extracted once under .testbed/packs/, its requirements.txt (if
+any, PyPI only) installed into the test venv without changing what is there. Without it those tests skip.
+
 Each step writes its stamp last, so a run that was interrupted halfway is completed by the next one.
 """
 from __future__ import annotations
@@ -160,6 +165,45 @@ def not_comfyui(source: str, missing: list[str]) -> "NoReturn":  # noqa: F821
          f"source tarball ({', '.join(SOURCE_ARCHIVES)}) or the folder that holds ComfyUI's main.py")
 
 
+def extract_once(archive: Path, target: Path, missing_in, refuse) -> Path:
+    """`archive` (a tarball or zip) extracted into `target`, once per archive digest: its root, or its single top
+    folder (GitHub's `<name>-<tag>/` layout). `missing_in(root)` lists what a good tree lacks; `refuse(missing)`
+    ends with the error to show."""
+    digest = file_digest(archive)
+    marker = target / COMFY_MARKER
+    if marker.exists() and marker.read_text().strip() == digest:
+        return target
+    say(f"extracting {archive.name}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="extract.", dir=target.parent))
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(staging)
+        else:
+            with tarfile.open(archive) as tf:
+                tf.extractall(staging, filter="data")
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        shutil.rmtree(staging)
+        refuse([f"a readable archive ({e})"])
+    entries = list(staging.iterdir())
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+    missing = missing_in(root)
+    if missing:
+        shutil.rmtree(staging)
+        refuse(missing)
+    (root / COMFY_MARKER).write_text(digest + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    root.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def archive_stem(path: Path) -> str:
+    return re.sub(r"(\.tar)?\.(gz|tgz|tar|zip)$", "", path.name)
+
+
 def ensure_source_tree(source: str) -> Path:
     """The ComfyUI tree of COMFYUI_SOURCE: the folder itself, or the archive extracted once (by its digest)."""
     path = Path(source).expanduser().resolve()
@@ -172,37 +216,8 @@ def ensure_source_tree(source: str) -> Path:
         return path
     if not path.name.endswith(SOURCE_ARCHIVES):
         not_comfyui(source, ["main.py"])
-    digest = file_digest(path)
-    target = TESTBED / "sources" / re.sub(r"(\.tar)?\.(gz|tgz|tar|zip)$", "", path.name)
-    marker = target / COMFY_MARKER
-    if marker.exists() and marker.read_text().strip() == digest:
-        return target
-    say(f"extracting {path.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="source.", dir=target.parent))
-    try:
-        if path.name.endswith(".zip"):
-            with zipfile.ZipFile(path) as zf:
-                zf.extractall(staging)
-        else:
-            with tarfile.open(path) as tf:
-                tf.extractall(staging, filter="data")
-    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
-        shutil.rmtree(staging)
-        fail(f"COMFYUI_SOURCE={source} cannot be extracted ({e}): give a ComfyUI source tarball or folder")
-    # The tree is the archive's root or its single top folder (GitHub's ComfyUI-<tag>/ layout).
-    entries = list(staging.iterdir())
-    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
-    missing = is_comfyui_tree(root)
-    if missing:
-        shutil.rmtree(staging)
-        not_comfyui(source, missing)
-    (root / COMFY_MARKER).write_text(digest + "\n")
-    if target.exists():
-        shutil.rmtree(target)
-    root.rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return extract_once(path, TESTBED / "sources" / archive_stem(path), is_comfyui_tree,
+                        lambda missing: not_comfyui(source, missing))
 
 
 def ensure_source_venv(comfy_dir: Path) -> Path:
@@ -221,6 +236,83 @@ def ensure_source_venv(comfy_dir: Path) -> Path:
              *SOURCE_TORCH, *TEST_TOOLS])
         stamp.write_text(digest)
     return python
+
+
+# --------------------------------------------------------------------------------------------------
+# Third-party packs beside ours (tests/test_distributed.py): a tarball from ../shared/packs/, or another
+# --------------------------------------------------------------------------------------------------
+
+SHARED_PACKS = REPO.parent / "shared" / "packs"
+# name: (variable that names its tarball or folder, the tarball found in ../shared/packs/ without it, a file it has)
+THIRD_PARTY_PACKS = {
+    "ComfyUI-Distributed": ("COMFYUI_DISTRIBUTED_SOURCE", "ComfyUI-Distributed-*.tar.gz", "distributed.py"),
+}
+
+
+def pack_env_name(name: str) -> str:
+    """The variable the tests read: LCM_KIT_PACK_<NAME> is the pack's folder, LCM_KIT_PACK_<NAME>_SKIP why not."""
+    return "LCM_KIT_PACK_" + re.sub(r"\W", "_", name).upper()
+
+
+def install_pack_requirements(python: Path, name: str, folder: Path) -> str | None:
+    """Install the pack's requirements.txt (if any) into the test venv; None when done, else why not. Only PyPI
+    requirements, and nothing the venv already has changes version (its `pip freeze` is the constraint)."""
+    requirements = folder / "requirements.txt"
+    if not requirements.exists():
+        return None
+    lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
+    not_pypi = [line for line in lines if line and (line.startswith(("-", ".", "/")) or "://" in line or " @ " in line)]
+    if not_pypi:
+        return f"{name}'s requirements.txt asks for {not_pypi[0]!r}, which is not a PyPI requirement"
+    stamp = python.parent.parent / f".lcm-kit-pack-{name}"
+    digest = file_digest(requirements)
+    if stamped(stamp, digest):
+        return None
+    say(f"installing {name}'s requirements.txt into the test venv")
+    frozen = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    constraints = TESTBED / f"constraints-{name}.txt"
+    constraints.write_text("\n".join(l for l in frozen.splitlines() if "==" in l) + "\n")
+    if subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                       str(requirements), "-c", str(constraints)]).returncode != 0:
+        return f"pip could not install {name}'s requirements.txt from PyPI beside the test bed's pins"
+    stamp.write_text(digest)
+    return None
+
+
+def ensure_third_party_packs(python: Path, env: dict) -> None:
+    """Each pack of THIRD_PARTY_PACKS extracted once under .testbed/packs/ (its variable, else the newest
+    ../shared/packs/ tarball by name; the variable set to "" turns it off) and its folder (or the reason it is
+    missing) put into `env` for the tests; a missing pack is no error: its tests skip and say why."""
+    for name, (variable, pattern, marker) in THIRD_PARTY_PACKS.items():
+        key = pack_env_name(name)
+        source = os.environ.get(variable)
+        if source is None:
+            found = sorted(SHARED_PACKS.glob(pattern))
+            if not found:
+                env[f"{key}_SKIP"] = (f"{name} is not in the test bed: no {SHARED_PACKS / pattern} "
+                                      f"(set {variable} to its tarball or folder)")
+                continue
+            source = str(found[-1])
+        if not source:
+            env[f"{key}_SKIP"] = f"{name} is turned off ({variable} is empty)"
+            continue
+        path = Path(source).expanduser().resolve()
+        missing_in = lambda root: [] if (root / marker).exists() else [marker]  # noqa: E731
+        if path.is_dir():
+            if missing_in(path):
+                fail(f"{variable}={source} is not {name} (no {marker} in it)")
+            folder = path
+        elif path.is_file() and path.name.endswith(SOURCE_ARCHIVES):
+            folder = extract_once(path, TESTBED / "packs" / archive_stem(path), missing_in,
+                                  lambda missing: fail(f"{variable}={source} is not {name} (no {missing[0]})"))
+        else:
+            fail(f"{variable}={source} does not exist or is not a tarball ({', '.join(SOURCE_ARCHIVES)}) or folder")
+        reason = install_pack_requirements(python, name, folder)
+        if reason:
+            say(f"{reason}: its tests will be skipped")
+            env[f"{key}_SKIP"] = reason
+        else:
+            env[key] = str(folder)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,6 +469,11 @@ def main(argv: list[str]) -> int:
     env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(TESTBED / "inductor-cache"))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("DO_NOT_TRACK", "1")
+    # The harness (tests/support, tests/graphs.py) and the scripts import each other by name; the repository root
+    # itself never goes on the path (the pack's nodes/ would shadow ComfyUI's nodes.py).
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO / "scripts"),
+                                         *filter(None, [os.environ.get("PYTHONPATH")])])
+    ensure_third_party_packs(python, env)
     if cmd == "setup":
         say(f"ready: python {python}, ComfyUI {comfy_dir}")
         return 0

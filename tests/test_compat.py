@@ -168,7 +168,7 @@ def test_compile_takes_a_regular_patcher_of_a_dynamic_model(comfy, pack):
     compiled = pack.NODE_CLASS_MAPPINGS["LCMKitCompile"]().compile(
         as_dynamic(model), "default", "eager", "auto", False, False)[0]
     assert type(compiled) is comfy.model_patcher.ModelPatcher and compiled.model is not model.model
-    assert pack.nodes.optimize.compile_wrapper(compiled) is not None
+    assert pack.nodes.torch_compile.compile_wrapper(compiled) is not None
 
 
 def test_dynamic_lcm_checkpoint_model_becomes_regular_with_its_guidance(comfy, pack, lcm_ckpt):
@@ -246,12 +246,13 @@ def test_an_older_comfyui_gets_the_minimum_version_and_keeps_running(comfy, base
 # The test bed's ComfyUI source switch (scripts/testbed.py, COMFYUI_SOURCE)
 # --------------------------------------------------------------------------------------------------
 
-def _setup_with_source(source) -> "subprocess.CompletedProcess":
+def _setup_with(**variables) -> "subprocess.CompletedProcess":
+    """`scripts/testbed.py setup` with these environment variables (and not the COMFYUI_DIR the test bed sets)."""
     import os
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_DIR"}
-    env["COMFYUI_SOURCE"] = str(source)
+    env.update(variables)
     return subprocess.run([sys.executable, str(comfy_env.REPO / "scripts" / "testbed.py"), "setup"], env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -274,8 +275,23 @@ def test_a_source_that_is_not_comfyui_gets_one_clear_line(tmp_path, kind):
     else:
         source = tmp_path / "notes.txt"
         source.write_text("not an archive")
-    done = _setup_with_source(source)
+    done = _setup_with(COMFYUI_SOURCE=str(source))
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(errors) == 1, done.stderr
     assert errors[0].startswith(f"[testbed] error: COMFYUI_SOURCE={source} ")
     assert ("does not exist" if kind == "missing" else "is not a ComfyUI source tree") in errors[0]
+
+
+@pytest.mark.parametrize("kind", ["folder", "missing"])
+def test_a_third_party_pack_source_that_is_not_the_pack_gets_one_clear_line(tmp_path, kind):
+    """COMFYUI_DISTRIBUTED_SOURCE (scripts/testbed.py THIRD_PARTY_PACKS) names the pack's tarball or folder; anything
+    else stops set-up with one line naming the variable (a missing ../shared/packs/ tarball only skips its tests)."""
+    source = tmp_path / ("not-the-pack" if kind == "folder" else "nowhere")
+    if kind == "folder":
+        source.mkdir()
+        (source / "__init__.py").write_text("")
+    done = _setup_with(COMFYUI_DISTRIBUTED_SOURCE=str(source))
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"[testbed] error: COMFYUI_DISTRIBUTED_SOURCE={source} ")
+    assert ("does not exist" if kind == "missing" else "is not ComfyUI-Distributed") in errors[0]

@@ -9,23 +9,23 @@ from test_optimize import COMPILE, _run
 
 
 @pytest.fixture(scope="module")
-def opt(pack):
-    return pack.nodes.optimize
+def compiler(pack):
+    return pack.nodes.torch_compile
 
 
 @pytest.mark.slow
-def test_sdxl_unet_compiles_and_lora_changes_do_not_recompile(comfy, base_dir, opt, sdxl_models):
+def test_sdxl_unet_compiles_and_lora_changes_do_not_recompile(comfy, base_dir, compiler, sdxl_models):
     """SDXL's UNet (label embedding, 10-deep transformers) through the same wrapper. Dynamo's
     `eager` backend: recompiles are dynamo's decision whatever the backend, and an inductor compile of
     this UNet takes many minutes on 2 cores. Attention auto (the default) makes it one graph per shape;
     with ComfyUI's CPU attention, the pieces between attention blocks hit dynamo's recompile limit."""
     settings = {**COMPILE, "backend": "eager"}
     run = dict(ckpt="tiny-sdxl.safetensors", size=64, steps=1, compile=settings)
-    first, compiled_graphs = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 1.0)], **run)
+    first, compiled_graphs = _run(comfy, base_dir, compiler, loras=[("tiny-sdxl-style-kohya.safetensors", 1.0)], **run)
     assert compiled_graphs > 0
-    second, new_graphs = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
+    second, new_graphs = _run(comfy, base_dir, compiler, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
                               **run)
     assert new_graphs == 0
-    eager, _ = _run(comfy, base_dir, opt, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
+    eager, _ = _run(comfy, base_dir, compiler, loras=[("tiny-sdxl-style-kohya.safetensors", 0.3)], seed=5,
                     **{**run, "compile": None})
     assert torch.allclose(second, eager, atol=1e-3) and not torch.allclose(first, second, atol=1e-2)

@@ -129,10 +129,19 @@ def test_every_model_file_an_example_names_says_where_to_get_it(path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_prompt_nodes_are_titled_and_notes_name_their_sources(path):
+def test_prompt_nodes_say_which_prompt_they_are(path):
+    """Two CLIP Text Encode nodes look alike on the canvas: each carries a title (positive / negative / type here)."""
     nodes = json.loads(path.read_text())["nodes"]
-    assert all(n.get("title") for n in nodes if n["type"] == "CLIPTextEncode")
-    assert "tutorial" not in json.dumps(nodes)
+    prompts = [n for n in nodes if n["type"] == "CLIPTextEncode"]
+    assert prompts and all(n.get("title") and n["title"] != "CLIP Text Encode (Prompt)" for n in prompts), \
+        [n.get("title") for n in prompts]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_stand_on_their_own(path):
+    """A shared workflow is read by people who never saw this repository: nothing in it points at our own notes."""
+    text = json.dumps(json.loads(path.read_text())["nodes"]).lower()
+    assert "tutorial" not in text and "issue #" not in text and "readme" not in text
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

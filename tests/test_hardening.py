@@ -17,6 +17,7 @@ import time
 import pytest
 
 import graphs
+from support.calls import calls_to
 from support import comfy_env, tiny_models
 from support.comfy_env import WebSocketListener
 
@@ -206,18 +207,23 @@ def test_infinity_is_refused_by_comfyuis_validation_not_passed_on(server):
 def test_nan_and_infinity_in_raw_lora_stack_rows_are_refused_before_any_row_is_applied(comfy, pack):
     """A LORA_STACK from another pack is a plain list: its rows are checked before the first is applied."""
     import comfy.sd
+    import comfy.utils
     import folder_paths
     lora_nodes = pack.nodes.lora_nodes
     model = comfy.sd.load_checkpoint_guess_config(folder_paths.get_full_path("checkpoints", SD15),
                                                   output_vae=False, output_clip=False)[0]
-    reads = sum(pack.nodes.lora_files.READS.values())
+    with calls_to(comfy.utils.load_torch_file) as calls:
+        _refuse_bad_rows(lora_nodes, model)
+    assert calls[comfy.utils.load_torch_file] == 0, "no row was applied, no file read"
+
+
+def _refuse_bad_rows(lora_nodes, model):
     for bad in (math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match=r"LORA_STACK entry 1 \(.*\) strength_model is (nan|inf|-inf) \(not a "
                                              r"finite number\)"):
             lora_nodes.LCMApplyLoraStack().apply(model, [(STYLE_LORA, 1.0, 1.0), (LCM_LORA, bad, 1.0)])
     with pytest.raises(ValueError, match=r"entry 0 .* strength_clip must be a number, got a str"):
         lora_nodes.LCMApplyLoraStack().apply(model, [(STYLE_LORA, 1.0, "strong")])
-    assert sum(pack.nodes.lora_files.READS.values()) == reads, "no row was applied, no file read"
 
 
 @pytest.mark.server
@@ -251,27 +257,12 @@ def long_stack_graph() -> dict:
     return g
 
 
-def interrupt_when(server, prompt_id: str, started, after: float = 0.0) -> float:
-    """POST /interrupt for `prompt_id` once `started()` holds (plus `after` seconds); returns when it was sent."""
-    deadline = time.time() + 120
-    while not started() and time.time() < deadline:
-        time.sleep(0.01)
-    assert started(), f"never started:\n{server.log_text()[-2000:]}"
-    time.sleep(after)
+def interrupt_when(server, ws: WebSocketListener, prompt_id: str, started) -> float:
+    """POST /interrupt for `prompt_id` as soon as `started()` holds; returns when it was sent."""
+    ws.wait_for(started, what=f"the start of prompt {prompt_id}")
     sent = time.time()
     server.post("/interrupt", {"prompt_id": prompt_id})
     return sent
-
-
-def interrupted_at(ws: WebSocketListener, prompt_id: str, timeout: float = 120.0) -> dict:
-    """The execution_interrupted event of `prompt_id`, once it arrives."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        events = [e for e in ws.events("execution_interrupted") if e.get("prompt_id") == prompt_id]
-        if events:
-            return events[0]
-        time.sleep(0.02)
-    raise AssertionError(f"prompt {prompt_id} was not interrupted within {timeout} s")
 
 
 @pytest.mark.server
@@ -281,8 +272,8 @@ def test_stop_interrupts_a_long_lora_stack_between_rows(server):
         applying = lambda: any(e.get("prompt_id") == prompt_id and e.get("node") == "lora"  # noqa: E731
                                for e in ws.events("executing"))
         started = time.time()
-        sent = interrupt_when(server, prompt_id, applying, after=0.5)
-        event = interrupted_at(ws, prompt_id)
+        sent = interrupt_when(server, ws, prompt_id, applying)
+        event = ws.wait_event("execution_interrupted", prompt_id)
         stopped = time.time()
     assert event["node_id"] == "lora", event
     print(f"300-row stack: Stop sent {sent - started:.1f} s after queuing, the run ended {stopped - sent:.2f} s later")
@@ -304,9 +295,9 @@ def test_stop_interrupts_a_live_preview_batch_between_frames(server):
     with WebSocketListener(server) as ws:
         prompt_id = server.queue(g, ws.client_id)
         sending = lambda: any(f["prompt_id"] == prompt_id for f in ws.events("lcm_kit.live_frame"))  # noqa: E731
-        interrupt_when(server, prompt_id, sending)
-        event = interrupted_at(ws, prompt_id)
-        time.sleep(0.3)
+        interrupt_when(server, ws, prompt_id, sending)
+        event = ws.wait_event("execution_interrupted", prompt_id)
+        # one socket, in order: every frame the node sent before it stopped has arrived before this event
         sent = [f for f in ws.events("lcm_kit.live_frame") if f["prompt_id"] == prompt_id]
     assert event["node_id"] == "live", event
     print(f"Live Preview batch of {frames}: {len(sent)} frames sent, then Stop")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from support import comfy_env, tiny_models
+from support.calls import calls_to
 from graphs import status_texts
 
 SD15 = "tiny-sd15.safetensors"
@@ -108,9 +109,10 @@ def test_inspection_reads_architecture_and_lcm_signal_from_the_header(lora, base
     info = lora_files.inspect_file(path)
     assert info.kind == "lora" and info.family == family and info.looks_like_lcm_lora is lcm
     assert info.unet_modules and info.te_modules
-    reads = dict(lora_files.READS)
-    assert lora_files.inspect_file(path) is info, "cached by (path, size, mtime)"
-    assert dict(lora_files.READS) == reads and ("tensors", path) not in lora_files.READS
+    import comfy.utils as comfy_utils
+    with calls_to(lora_files.read_safetensors_header, comfy_utils.load_torch_file) as calls:
+        assert lora_files.inspect_file(path) is info, "cached by (path, size, mtime)"
+    assert calls[lora_files.read_safetensors_header] == 0 and calls[comfy_utils.load_torch_file] == 0
 
 
 def test_inspection_tells_a_checkpoint_from_a_lora(lora, base_dir):
@@ -150,14 +152,13 @@ def _empty_rows(lora_nodes, start=1):
     return rows
 
 
-def test_key_map_is_cores_plus_plain_attention_aliases(lora, sd15):
+def test_key_map_is_cores_plus_plain_attention_aliases(pack, sd15):
     """Core's own map, unchanged, plus `….to_q` / `….to_out(.0)` for core's `….processor.to_q` entries,
     pointing at the same weights (no second key mapper)."""
     import comfy.lora
-    lora_nodes, _ = lora
     model, clip = sd15
     core = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, comfy.lora.model_lora_keys_unet(model.model, {}))
-    ours = lora_nodes.lora_key_map(model, clip)
+    ours = pack.nodes.lora_apply.lora_key_map(model, clip)
     assert all(ours[k] == v for k, v in core.items())
     extra = {k: v for k, v in ours.items() if k not in core}
     assert extra and "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0" in extra
@@ -363,9 +364,9 @@ def test_malformed_stack_entry_is_a_clear_error(lora, sd15):
 # auto: the LCM-LoRA that fits, chosen by content, not by name
 # --------------------------------------------------------------------------------------------------
 
-def test_auto_picks_the_lcm_lora_by_content_not_by_name(lora, sd15, base_dir, sdxl_lora, tmp_path):
+def test_auto_picks_the_lcm_lora_by_content_not_by_name(pack, sd15, base_dir, sdxl_lora, tmp_path):
     from safetensors.torch import load_file, save_file
-    lora_nodes, _ = lora
+    find_lcm_lora = pack.nodes.lcm_lora_auto.find_lcm_lora
     loras = base_dir / "models" / "loras"
     decoy = {  # misleading names: the style LoRA called lcm, the LCM-LoRA called something else
         "lcm-lora-sdv1-5.safetensors": loras / STYLE_FILES[0],
@@ -379,11 +380,11 @@ def test_auto_picks_the_lcm_lora_by_content_not_by_name(lora, sd15, base_dir, sd
     locon = tmp_path / "a-locon.safetensors"
     save_file(load_file(str(loras / LCM_FILES[0])), str(locon), metadata={"ss_network_module": "networks.lora"})
     files[locon.name] = str(locon)
-    assert lora_nodes.find_lcm_lora(sd15[0], files) == "my-helper.safetensors"
+    assert find_lcm_lora(sd15[0], files) == "my-helper.safetensors"
 
     del files["my-helper.safetensors"], files[locon.name]
     with pytest.raises(ValueError, match=r"no LCM-LoRA for SD1\.5.*lcm-lora-sdxl\.safetensors \(SDXL\)"):
-        lora_nodes.find_lcm_lora(sd15[0], files)
+        find_lcm_lora(sd15[0], files)
 
 
 def is_sd15_lcm_file(name: str, base_dir) -> bool:
@@ -440,8 +441,10 @@ def test_auto_on_the_sdxl_family(lora, sdxl_models, base_dir, caplog, ckpt):
 # Bad input: a clear ValueError naming the file and the fix; nothing read that need not be
 # --------------------------------------------------------------------------------------------------
 
-def _tensor_reads(lora_files) -> int:
-    return sum(n for (kind, _), n in lora_files.READS.items() if kind == "tensors")
+def tensor_reads():
+    """Counts ComfyUI's tensor loads (`comfy.utils.load_torch_file`, the one way the pack reads a LoRA's tensors)."""
+    import comfy.utils
+    return calls_to(comfy.utils.load_torch_file)
 
 
 @pytest.mark.parametrize("name, message", [
@@ -458,13 +461,12 @@ def test_bad_input_is_rejected_before_reading_tensors(lora, sd15, bad_loras, nod
     lora_nodes, lora_files = lora
     model, clip = sd15
     folder, digests = bad_loras
-    reads = _tensor_reads(lora_files)
-    with pytest.raises(ValueError, match=message):
+    with tensor_reads() as calls, pytest.raises(ValueError, match=message):
         if node == "loader":
             lora_nodes.LCMLoraLoader().load(model, name, 1.0, clip=clip)
         else:
             lora_nodes.LCMApplyLoraStack().apply(model, [(name, 1.0, 1.0)], clip=clip)
-    assert _tensor_reads(lora_files) == reads, "rejected from the header alone"
+    assert sum(calls.values()) == 0, "rejected from the header alone"
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
             if p.name in digests} == digests, "nothing on disk touched"
 
@@ -478,11 +480,12 @@ def test_lora_matching_no_key_is_an_error(lora, sd15, bad_loras):
 def test_strength_zero_applies_nothing_and_reads_nothing(lora, sd15):
     lora_nodes, lora_files = lora
     model, clip = sd15
-    reads = sum(lora_files.READS.values())
-    loader_out = lora_nodes.LCMLoraLoader().load(model, "auto", 0.0, clip=clip)
-    stack_out = lora_nodes.LCMApplyLoraStack().apply(model, [(LCM_FILES[0], 0.0, 0.0), (STYLE_FILES[0], 0, 0)],
-                                                     clip=clip)
-    assert sum(lora_files.READS.values()) == reads
+    import comfy.utils as comfy_utils
+    with calls_to(comfy_utils.load_torch_file, lora_files.read_safetensors_header) as calls:
+        loader_out = lora_nodes.LCMLoraLoader().load(model, "auto", 0.0, clip=clip)
+        stack_out = lora_nodes.LCMApplyLoraStack().apply(model, [(LCM_FILES[0], 0.0, 0.0), (STYLE_FILES[0], 0, 0)],
+                                                         clip=clip)
+    assert calls[comfy_utils.load_torch_file] == 0 and calls[lora_files.read_safetensors_header] == 0
     assert not loader_out["result"][0].patches and loader_out["result"][1] is clip
     assert stack_out["result"] == (model, clip)
     assert all("skipped: strength 0" in line for line in status_texts(stack_out["ui"]) + status_texts(loader_out["ui"]))

@@ -1,8 +1,9 @@
 """Compile, Offload and Fast Decode (issue #5), Fast Encode (issue #16), through ComfyUI's real executor on the tiny models.
 
-Compile budget: the tiny SD1.5 UNet is compiled with CPU inductor once for the module (`warm`, 8×8
-latents); every later run must reuse it. Compilations are counted with dynamo's own counter
-(`torch._dynamo.utils.counters["stats"]["unique_graphs"]`): every compile and recompile adds one.
+Compile budget: the tiny SD1.5 UNet is compiled with CPU inductor (8×8 latents; inductor's cache on disk makes a
+compile after `torch._dynamo.reset()` quick); a test that counts recompiles runs its baseline first (`warm`).
+Compilations are counted with dynamo's own counter (`torch._dynamo.utils.counters["stats"]["unique_graphs"]`): every
+compile and recompile adds one.
 """
 from __future__ import annotations
 
@@ -30,8 +31,18 @@ WIDGET_ORDER = {
 
 
 @pytest.fixture(scope="module")
-def opt(pack):
-    return pack.nodes.optimize
+def compiler(pack):
+    return pack.nodes.torch_compile
+
+
+@pytest.fixture(scope="module")
+def offload(pack):
+    return pack.nodes.offload
+
+
+@pytest.fixture(scope="module")
+def taesd(pack):
+    return pack.nodes.taesd
 
 
 def _latent(comfy_outputs: dict, base_dir) -> torch.Tensor:
@@ -39,18 +50,19 @@ def _latent(comfy_outputs: dict, base_dir) -> torch.Tensor:
     return load_file(str(base_dir / "output" / entry["subfolder"] / entry["filename"]))["latent_tensor"]
 
 
-def _run(comfy, base_dir, opt, **graph_args) -> tuple[torch.Tensor, int]:
+def _run(comfy, base_dir, compiler, **graph_args) -> tuple[torch.Tensor, int]:
     """Runs a compile_graph; returns (latent, graphs dynamo compiled during the run)."""
-    before = opt.compile_counter()
+    before = compiler.compile_counter()
     out = comfy.run(graphs.compile_graph(**graph_args))
-    return _latent(out, base_dir), opt.compile_counter() - before
+    return _latent(out, base_dir), compiler.compile_counter() - before
 
 
-@pytest.fixture(scope="module")
-def warm(comfy, base_dir, opt):
-    """The one inductor compile of this module: tiny SD1.5 + a style LoRA at 1.0, 8×8 latents."""
-    latent, compiled = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE)
-    return latent, compiled
+@pytest.fixture
+def warm(comfy, base_dir, compiler):
+    """The baseline run under LCMKitCompile (tiny SD1.5 + a style LoRA at 1.0, 8×8 latents), run by every test that
+    compares against it: it compiles here when this process has not compiled it yet (inductor's cache on disk makes
+    that quick), so no test depends on another having run first."""
+    return _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=COMPILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,109 +86,110 @@ def test_node_has_description_category_tooltips_and_fixed_widget_order(pack, nod
 # Compile
 # ---------------------------------------------------------------------------------------------
 
-def test_compiled_model_gives_the_uncompiled_result(comfy, base_dir, opt, warm):
-    compiled_latent, graphs_compiled = warm
+def test_compiled_model_gives_the_uncompiled_result(comfy, base_dir, compiler):
+    torch._dynamo.reset()     # whatever ran before, this run must compile
+    compiled_latent, graphs_compiled = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=COMPILE)
     assert graphs_compiled > 0, "the first run under LCMKitCompile compiled nothing"
-    eager, _ = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)])
+    eager, _ = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)])
     assert torch.allclose(compiled_latent, eager, atol=1e-3), (compiled_latent - eager).abs().max()
 
 
 @pytest.mark.parametrize("strength", [0.5, 0.0])
-def test_lora_strength_change_applies_exactly_without_recompiling(comfy, base_dir, opt, warm, strength):
-    compiled, new_graphs = _run(comfy, base_dir, opt, loras=[(STYLE, strength)], compile=COMPILE)
+def test_lora_strength_change_applies_exactly_without_recompiling(comfy, base_dir, compiler, warm, strength):
+    compiled, new_graphs = _run(comfy, base_dir, compiler, loras=[(STYLE, strength)], compile=COMPILE)
     assert new_graphs == 0
-    eager, _ = _run(comfy, base_dir, opt, loras=[(STYLE, strength)])
+    eager, _ = _run(comfy, base_dir, compiler, loras=[(STYLE, strength)])
     assert torch.allclose(compiled, eager, atol=1e-3), (compiled - eager).abs().max()
     # The LoRA really acts under compile: another strength gives another image.
     assert (compiled - warm[0]).abs().max() > 0.05
 
 
 @pytest.mark.parametrize("loras", [[], [(LCM, 1.0)], [(LCM, 0.8), (STYLE, 0.6)]], ids=["none", "other", "two"])
-def test_lora_stack_change_does_not_recompile(comfy, base_dir, opt, warm, loras):
-    compiled, new_graphs = _run(comfy, base_dir, opt, loras=loras, compile=COMPILE)
+def test_lora_stack_change_does_not_recompile(comfy, base_dir, compiler, warm, loras):
+    compiled, new_graphs = _run(comfy, base_dir, compiler, loras=loras, compile=COMPILE)
     assert new_graphs == 0
-    eager, _ = _run(comfy, base_dir, opt, loras=loras)
+    eager, _ = _run(comfy, base_dir, compiler, loras=loras)
     assert torch.allclose(compiled, eager, atol=1e-3), (compiled - eager).abs().max()
 
 
 @pytest.mark.parametrize("change", [{"seed": 99}, {"text": "a lighthouse at dusk, oil painting"}])
-def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, opt, warm, change):
-    compiled, new_graphs = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=COMPILE, **change)
+def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, compiler, warm, change):
+    compiled, new_graphs = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=COMPILE, **change)
     assert new_graphs == 0
     assert (compiled - warm[0]).abs().max() > 0.05
 
 
-def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, opt):
+def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, compiler):
     """Dynamo's `eager` backend: recompiles are dynamo's decision whatever the backend, and an inductor
     compile with dynamic shapes takes ≈40 s on 2 cores."""
     settings = {**COMPILE, "backend": "eager"}
-    _, first = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=64)
+    _, first = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=settings, size=64)
     assert first > 0
-    _, first_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=128)
+    _, first_change = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=settings, size=128)
     # Each compiled frame recompiles once, with dynamic shapes (graph breaks make several frames) ...
     assert 0 < first_change <= first
     # ... and from then on every resolution runs the dynamic graphs.
-    _, second_change = _run(comfy, base_dir, opt, loras=[(STYLE, 1.0)], compile=settings, size=96)
+    _, second_change = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=settings, size=96)
     assert second_change == 0
 
 
 @pytest.mark.parametrize("attention, one_graph", [("auto", True), ("pytorch", True), ("comfyui", False)])
 def test_attention_auto_compiles_the_unet_in_one_graph_where_comfyui_attention_breaks_it(
-        comfy, base_dir, opt, attention, one_graph):
+        comfy, base_dir, compiler, attention, one_graph):
     """The test bed runs ComfyUI with --cpu, where it picks sub-quadratic attention: it asks for free memory
     in every attention block, which ends a dynamo graph there. With attention auto (the default) the
     compiled model uses PyTorch SDPA instead: one graph, and the same result as the uncompiled model."""
     import comfy.ldm.modules.attention as attention_module
-    if attention_module.optimized_attention not in opt.GRAPH_BREAKING_ATTENTION:
+    if attention_module.optimized_attention not in compiler.GRAPH_BREAKING_ATTENTION:
         pytest.skip("ComfyUI picked an attention here that does not break graphs")
     settings = {**COMPILE, "backend": "eager", "attention": attention}   # graphs are dynamo's; eager is quick
     run = dict(loras=[(STYLE, 0.6)], seed=11)
-    torch._dynamo.reset()     # count this setting's graphs from scratch (no test after this one uses `warm`)
-    compiled, graphs_compiled = _run(comfy, base_dir, opt, compile=settings, **run)
-    eager, _ = _run(comfy, base_dir, opt, compile=None, **run)
+    torch._dynamo.reset()     # count this setting's graphs from scratch
+    compiled, graphs_compiled = _run(comfy, base_dir, compiler, compile=settings, **run)
+    eager, _ = _run(comfy, base_dir, compiler, compile=None, **run)
     assert (graphs_compiled == 1) is one_graph and graphs_compiled >= 1, graphs_compiled
     assert torch.allclose(compiled, eager, atol=1e-4), (compiled - eager).abs().max()
 
 
-def test_attention_auto_leaves_an_override_from_another_pack_alone(opt):
+def test_attention_auto_leaves_an_override_from_another_pack_alone(compiler):
     def theirs(func, *args, **kwargs):
         return func(*args, **kwargs)
     args = (None, None, None, None, None, {"optimized_attention_override": theirs})
-    assert opt.with_compile_attention("auto", args, {})[0][5]["optimized_attention_override"] is theirs
-    assert opt.with_compile_attention("pytorch", args, {})[0][5]["optimized_attention_override"] is opt._sdpa_attention
+    assert compiler.with_compile_attention("auto", args, {})[0][5]["optimized_attention_override"] is theirs
+    assert compiler.with_compile_attention("pytorch", args, {})[0][5]["optimized_attention_override"] is compiler._sdpa_attention
     assert args[5]["optimized_attention_override"] is theirs          # a copy is changed, never the caller's
-    assert opt.with_compile_attention("comfyui", args[:5] + ({},), {})[0][5] == {}
+    assert compiler.with_compile_attention("comfyui", args[:5] + ({},), {})[0][5] == {}
 
 
-def test_compile_skips_guards_on_transformer_options_like_core_except_the_attention_override(opt):
+def test_compile_skips_guards_on_transformer_options_like_core_except_the_attention_override(compiler):
     """As core's TorchCompileModel: no dynamo guards on transformer_options (per-prompt values there must not
     recompile), but ours keeps the attention override's; inductor's mode goes in as its options (torch.compile takes
     a mode or options, not both)."""
     from types import SimpleNamespace
-    kwargs = opt.CompileSettings(mode="max-autotune").torch_kwargs()
-    assert "mode" not in kwargs and kwargs["options"]["guard_filter_fn"] is opt.compile_guard_filter
+    kwargs = compiler.CompileSettings(mode="max-autotune").torch_kwargs()
+    assert "mode" not in kwargs and kwargs["options"]["guard_filter_fn"] is compiler.compile_guard_filter
     assert kwargs["options"]["max_autotune"] is True
     names = ["L['x']", "L['transformer_options']['cond_or_uncond']",
              "L['transformer_options']['optimized_attention_override']"]
-    assert opt.compile_guard_filter([SimpleNamespace(name=n) for n in names]) == [True, False, True]
-    assert opt.CompileSettings(backend="eager").torch_kwargs()["options"] == {"guard_filter_fn": opt.compile_guard_filter}
+    assert compiler.compile_guard_filter([SimpleNamespace(name=n) for n in names]) == [True, False, True]
+    assert compiler.CompileSettings(backend="eager").torch_kwargs()["options"] == {"guard_filter_fn": compiler.compile_guard_filter}
 
 
-def test_compile_clones_and_never_mutates_its_input(comfy, opt):
+def test_compile_clones_and_never_mutates_its_input(comfy, compiler):
     import nodes
     import comfy.patcher_extension as pe
     model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
-    settings = opt.CompileSettings()
-    a = opt.compile_model(model, settings)
-    b = opt.compile_model(a, settings)
+    settings = compiler.CompileSettings()
+    a = compiler.compile_model(model, settings)
+    b = compiler.compile_model(a, settings)
     assert a is not model and b is not a
-    assert opt.compile_wrapper(model) is None and model.weight_inplace_update is False
+    assert compiler.compile_wrapper(model) is None and model.weight_inplace_update is False
     # One wrapper per clone, never shared, and a second Compile replaces the first instead of stacking.
-    assert opt.compile_wrapper(a) is not opt.compile_wrapper(b)
-    assert len(b.get_wrappers(pe.WrappersMP.APPLY_MODEL, opt.WRAPPER_KEY)) == 1
+    assert compiler.compile_wrapper(a) is not compiler.compile_wrapper(b)
+    assert len(b.get_wrappers(pe.WrappersMP.APPLY_MODEL, compiler.WRAPPER_KEY)) == 1
 
 
-def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog):
+def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, compiler, caplog):
     """A backend that fails the way a missing compiler does: the graph still runs, uncompiled, with
     one warning naming what failed and what is used instead, and the same result as without compile."""
     import torch._dynamo
@@ -193,19 +206,19 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(comfy, opt, caplog
     def sample(m):
         return nodes.common_ksampler(m, 3, 2, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
 
-    compiled = opt.compile_model(model, opt.CompileSettings(backend="lcm_kit_test_broken"))
+    compiled = compiler.compile_model(model, compiler.CompileSettings(backend="lcm_kit_test_broken"))
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     out = sample(compiled)
     out_again = sample(compiled)
     warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert "lcm_kit_test_broken" in warnings[0] and "cc1plus" in warnings[0] and "eager" in warnings[0]
-    assert opt.compile_wrapper(compiled).active_setting == opt.EAGER
+    assert compiler.compile_wrapper(compiled).active_setting == compiler.EAGER
     reference = sample(model)
     assert torch.equal(out, reference) and torch.equal(out_again, reference)
 
 
-def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, opt, caplog):
+def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, compiler, caplog):
     """A real unsupported construct: a model patch of the kind custom nodes add (attn1_output_patch)
     that reads a tensor value into Python, a graph break, so fullgraph fails at the first call. The next
     step of the chain (same backend without fullgraph) is used, not eager."""
@@ -219,50 +232,50 @@ def test_fullgraph_with_a_graph_break_falls_back_to_compiling_in_pieces(comfy, o
 
     patched = model.clone()
     patched.set_model_attn1_output_patch(clamp_overflow)
-    compiled = opt.compile_model(patched, opt.CompileSettings(backend="eager", fullgraph=True))
+    compiled = compiler.compile_model(patched, compiler.CompileSettings(backend="eager", fullgraph=True))
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     out = nodes.common_ksampler(compiled, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
     reference = nodes.common_ksampler(patched, 2, 1, 1.0, "lcm", "simple", pos, neg, latent)[0]["samples"]
     assert torch.allclose(out, reference, atol=1e-4)
-    wrapper = opt.compile_wrapper(compiled)
+    wrapper = compiler.compile_wrapper(compiled)
     warnings = [r.getMessage() for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
-    assert wrapper.active_setting == opt.CompileSettings(backend="eager", fullgraph=False)
+    assert wrapper.active_setting == compiler.CompileSettings(backend="eager", fullgraph=False)
     assert wrapper.graphs_compiled >= 2, "compiling in pieces: one graph on each side of the break"
     assert len(warnings) == 1 and "torch.compile(backend=eager, fullgraph) failed: " in warnings[0], warnings
     assert "Using torch.compile(backend=eager) instead" in warnings[0]
 
 
-def test_model_errors_are_not_mistaken_for_compile_failures(comfy, opt, caplog):
+def test_model_errors_are_not_mistaken_for_compile_failures(comfy, compiler, caplog):
     """Wrong conditioning fails uncompiled too: its own error surfaces, no fallback, no warning."""
     import nodes
     model = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[0]
-    compiled = opt.compile_model(model, opt.CompileSettings(backend="eager"))
+    compiled = compiler.compile_model(model, compiler.CompileSettings(backend="eager"))
     bad = [[torch.zeros(1, 7, 1024), {}]]  # SD1.5 wants 768-wide context
     caplog.set_level(logging.WARNING, logger="lcm_kit")
     with pytest.raises(RuntimeError):
         nodes.common_ksampler(compiled, 1, 1, 1.0, "lcm", "simple", bad, bad, {"samples": torch.zeros(1, 4, 8, 8)})
-    assert opt.compile_wrapper(compiled).active == 0
+    assert compiler.compile_wrapper(compiled).active == 0
     assert not [r for r in caplog.records if r.name == "lcm_kit" and r.levelno == logging.WARNING]
 
 
-def test_fallback_chain_goes_to_default_mode_then_eager(opt):
-    chain = opt.fallback_chain(opt.CompileSettings(mode="reduce-overhead"))
-    assert [c if c == opt.EAGER else c.mode for c in chain] == ["reduce-overhead", "default", opt.EAGER]
-    assert opt.fallback_chain(opt.CompileSettings())[1:] == [opt.EAGER]
-    full = opt.fallback_chain(opt.CompileSettings(mode="max-autotune", fullgraph=True))
+def test_fallback_chain_goes_to_default_mode_then_eager(compiler):
+    chain = compiler.fallback_chain(compiler.CompileSettings(mode="reduce-overhead"))
+    assert [c if c == compiler.EAGER else c.mode for c in chain] == ["reduce-overhead", "default", compiler.EAGER]
+    assert compiler.fallback_chain(compiler.CompileSettings())[1:] == [compiler.EAGER]
+    full = compiler.fallback_chain(compiler.CompileSettings(mode="max-autotune", fullgraph=True))
     assert [(c.mode, c.fullgraph) for c in full[:-1]] == [("max-autotune", True), ("default", True), ("default", False)]
 
 
 @pytest.mark.parametrize("field, value", [("mode", "turbo"), ("backend", "tensorrt"), ("dynamic", "maybe"),
                                           ("attention", "flash")])
-def test_unknown_combo_value_in_a_saved_workflow_is_rejected_with_the_valid_ones(comfy, opt, field, value):
+def test_unknown_combo_value_in_a_saved_workflow_is_rejected_with_the_valid_ones(comfy, compiler, field, value):
     prompt = graphs.compile_graph(compile={**COMPILE, field: value})
     valid, error, _, node_errors = comfy.validate(prompt)
     assert not valid
     message = str(node_errors["compile"]["errors"])
     assert value in message and field in message
-    valid_values = {"mode": opt.COMPILE_MODES, "backend": opt.COMPILE_BACKENDS, "dynamic": opt.DYNAMIC_CHOICES,
-                    "attention": opt.ATTENTION_CHOICES}[field]
+    valid_values = {"mode": compiler.COMPILE_MODES, "backend": compiler.COMPILE_BACKENDS, "dynamic": compiler.DYNAMIC_CHOICES,
+                    "attention": compiler.ATTENTION_CHOICES}[field]
     assert all(v in message for v in valid_values), message
 
 
@@ -270,18 +283,18 @@ def test_unknown_combo_value_in_a_saved_workflow_is_rejected_with_the_valid_ones
                                                   ("backend", "tensorrt", "inductor"),
                                                   ("dynamic", "maybe", "auto"),
                                                   ("attention", "flash", "pytorch")])
-def test_unknown_setting_from_other_paths_is_a_clear_error(opt, field, value, listed):
+def test_unknown_setting_from_other_paths_is_a_clear_error(compiler, field, value, listed):
     with pytest.raises(ValueError, match=rf"unknown .*{value}.*valid: .*{listed}"):
-        opt.CompileSettings(**{field: value})
+        compiler.CompileSettings(**{field: value})
 
 
-def test_compile_on_something_that_is_not_a_diffusion_model_is_a_clear_error(comfy, opt):
+def test_compile_on_something_that_is_not_a_diffusion_model_is_a_clear_error(comfy, compiler):
     import nodes
     clip = nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[1]
     with pytest.raises(TypeError, match="needs a diffusion MODEL"):
-        opt.compile_model(clip.patcher, opt.CompileSettings())
+        compiler.compile_model(clip.patcher, compiler.CompileSettings())
     with pytest.raises(TypeError, match="needs a diffusion MODEL"):
-        opt.compile_model(clip, opt.CompileSettings())
+        compiler.compile_model(clip, compiler.CompileSettings())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +307,7 @@ def loaded(comfy):
     return nodes.CheckpointLoaderSimple().load_checkpoint(graphs.SD15)[:3]
 
 
-def test_offload_policy_lands_on_cloned_patchers(pack, opt, loaded):
+def test_offload_policy_lands_on_cloned_patchers(pack, offload, loaded):
     import comfy.patcher_extension as pe
     model, clip, vae = loaded
     before = (clip.patcher.load_device, vae.device, model.offload_device)
@@ -303,14 +316,14 @@ def test_offload_policy_lands_on_cloned_patchers(pack, opt, loaded):
     cpu = torch.device("cpu")
     assert c.patcher is not clip.patcher and c.patcher.load_device == cpu and c.patcher.offload_device == cpu
     assert v is not vae and v.patcher is not vae.patcher and v.device == cpu and v.patcher.load_device == cpu
-    assert m is not model and m.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+    assert m is not model and m.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, offload.OFFLOAD_WRAPPER_KEY)
     # Inputs untouched.
     assert (clip.patcher.load_device, vae.device, model.offload_device) == before
-    assert not model.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+    assert not model.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, offload.OFFLOAD_WRAPPER_KEY)
 
     resident = node.offload(model, clip, vae, "default", "default", "keep resident")["result"][0]
     assert resident.offload_device == resident.load_device
-    assert not resident.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, opt.OFFLOAD_WRAPPER_KEY)
+    assert not resident.get_wrappers(pe.WrappersMP.OUTER_SAMPLE, offload.OFFLOAD_WRAPPER_KEY)
 
 
 def _is_loaded(patcher) -> bool:
@@ -359,9 +372,9 @@ def test_fast_decode_matches_core_taesd_vae_decode(comfy, pack, loaded):
     assert np.asarray(ours).std() > 0.01
 
 
-def test_fast_decode_without_weights_lists_what_is_missing(comfy, opt):
+def test_fast_decode_without_weights_lists_what_is_missing(comfy, taesd):
     with pytest.raises(FileNotFoundError) as e:
-        opt.find_taesd_file("taesdxl_decoder")
+        taesd.find_taesd_file("taesdxl_decoder")
     message = str(e.value)
     assert "taesdxl_decoder" in message and "vae_approx" in message and "taesd_decoder.safetensors" in message
 
@@ -385,16 +398,16 @@ def test_fast_encode_matches_core_taesd_vae_encode(comfy, pack, loaded, size):
     assert ours.std() > 0.01
 
 
-def test_fast_encode_then_fast_decode_round_trips_through_one_cached_module_each(pack, opt, loaded):
+def test_fast_encode_then_fast_decode_round_trips_through_one_cached_module_each(pack, taesd, loaded):
     model = loaded[0]
     pixels = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(4))
     enc, dec = pack.NODE_CLASS_MAPPINGS["LCMKitFastEncode"](), pack.NODE_CLASS_MAPPINGS["LCMKitFastDecode"]()
     image = dec.decode(enc.encode(pixels, model)[0], model)[0]
     enc.encode(pixels, model)
     assert image.shape == (1, 32, 32, 3)
-    parts = sorted(key[2] for key in opt._TAESD_CACHE)
+    parts = sorted(key[2] for key in taesd._TAESD_CACHE)
     assert parts == ["decoder", "encoder"]
-    taesd = {key[2]: t for key, t in opt._TAESD_CACHE.items()}
+    taesd = {key[2]: t for key, t in taesd._TAESD_CACHE.items()}
     assert taesd["encoder"].taesd_decoder is None and taesd["decoder"].taesd_encoder is None
 
 
@@ -406,19 +419,19 @@ def test_fast_encode_rejects_what_is_not_an_image_batch(pack, loaded):
         enc.encode(torch.rand(1, 4, 4, 3), loaded[0])
 
 
-def test_fast_encode_without_weights_names_the_encoder_file(comfy, opt):
+def test_fast_encode_without_weights_names_the_encoder_file(comfy, taesd):
     with pytest.raises(FileNotFoundError) as e:
-        opt.find_taesd_file("taesdxl_encoder")
+        taesd.find_taesd_file("taesdxl_encoder")
     message = str(e.value)
     assert "Fast Encode needs taesdxl_encoder" in message and "VAE Encode" in message
 
 
-def test_vae_loaded_in_half_gets_its_own_float32_copy_on_cpu(comfy, opt, loaded):
+def test_vae_loaded_in_half_gets_its_own_float32_copy_on_cpu(comfy, offload, loaded):
     """As ComfyUI's --cpu-vae: the CPU decodes in the dtype ComfyUI picks for it (float32 here)."""
     import comfy.sd
     vae = loaded[2]
     half = comfy.sd.VAE(sd=vae.get_sd(), dtype=torch.float16)
-    on_cpu = opt.vae_on_device(half, torch.device("cpu"))
+    on_cpu = offload.vae_on_device(half, torch.device("cpu"))
     assert on_cpu.vae_dtype == torch.float32
     assert next(on_cpu.first_stage_model.parameters()).dtype == torch.float32
     assert next(half.first_stage_model.parameters()).dtype == torch.float16 and half.vae_dtype == torch.float16

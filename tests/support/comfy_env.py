@@ -48,6 +48,15 @@ def make_base_dir(base: Path, models: dict[str, Path]) -> Path:
     return base
 
 
+def install_pack(base: Path, folder: Path) -> Path:
+    """Another node pack beside ours, as a user installs it: a copy of `folder` in base/custom_nodes/ (a copy, not a
+    link: a pack may write its settings into its own folder, and each base directory is one ComfyUI instance)."""
+    dest = base / "custom_nodes" / folder.name
+    if not dest.exists():
+        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("__pycache__", ".lcm-kit-*"))
+    return dest
+
+
 # --------------------------------------------------------------------------------------------------
 # In-process
 # --------------------------------------------------------------------------------------------------
@@ -154,9 +163,11 @@ class ComfyServer:
     """`main.py --cpu` on 127.0.0.1 at a free port, with `base` as base directory."""
 
     def __init__(self, base: Path, log_path: Path, extra_args: list[str] = (), cpus: set[int] | None = None,
-                 comfyui: Path | None = None, cpu: bool = True):
+                 comfyui: Path | None = None, cpu: bool = True, threads: int | None = None):
         """`cpus`: pin the server to these CPU cores, with one torch thread per core (benchmarks); `comfyui`: another
-        ComfyUI tree than COMFYUI_DIR's; `cpu` False: let ComfyUI use the GPU (scripts/gpu_checks.py)."""
+        ComfyUI tree than COMFYUI_DIR's; `cpu` False: let ComfyUI use the GPU (scripts/gpu_checks.py); `threads`:
+        this many torch threads, unpinned (several servers sharing the cores)."""
+        self.threads = threads
         self.comfyui = comfyui or comfyui_dir()
         self.cpu = cpu
         self.base = base
@@ -168,6 +179,10 @@ class ComfyServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "ComfyServer":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "ComfyServer":
+        """Start the process and return at once (start several, then `wait_ready` each)."""
         self.log = open(self.log_path, "w")
         # An in-memory user database: ComfyUI with alembic installed would otherwise write one into its source tree.
         cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port", str(self.port),
@@ -175,11 +190,16 @@ class ComfyServer:
                "--database-url", "sqlite:///:memory:", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         pin = None
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
         if self.cpus:
             env["OMP_NUM_THREADS"] = str(len(self.cpus))
             pin = lambda: os.sched_setaffinity(0, self.cpus)  # noqa: E731
         self.proc = subprocess.Popen(cmd, cwd=self.comfyui, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env, preexec_fn=pin)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> "ComfyServer":
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -244,6 +264,7 @@ class WebSocketListener:
         self.json: list[dict] = []
         self.binary: list[bytes] = []
         self.ordered: list[dict | bytes] = []   # both kinds, in the order the socket delivered them
+        self._arrived = threading.Condition()    # notified on every message
         self._ready = threading.Event()
         self._stop = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -272,20 +293,35 @@ class WebSocketListener:
                             msg = await asyncio.wait_for(ws.receive(), 0.2)
                         except asyncio.TimeoutError:
                             continue
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            self.json.append(json.loads(msg.data))
-                            self.ordered.append(self.json[-1])
-                        elif msg.type == aiohttp.WSMsgType.BINARY:
-                            self.binary.append(msg.data)
-                            self.ordered.append(msg.data)
-                        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             break
+                        with self._arrived:
+                            if msg.type == aiohttp.WSMsgType.TEXT:
+                                self.json.append(json.loads(msg.data))
+                                self.ordered.append(self.json[-1])
+                            elif msg.type == aiohttp.WSMsgType.BINARY:
+                                self.binary.append(msg.data)
+                                self.ordered.append(msg.data)
+                            self._arrived.notify_all()
 
         self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(main())
 
     def events(self, kind: str) -> list[dict]:
         return [m["data"] for m in list(self.json) if m.get("type") == kind]
+
+    def wait_for(self, condition, timeout: float = 120.0, what: str = "the awaited message"):
+        """Blocks until `condition()` is true, re-checked as each message arrives; returns its value."""
+        with self._arrived:
+            if not self._arrived.wait_for(condition, timeout):
+                raise AssertionError(f"{what} did not arrive within {timeout} s:\n{self.server.log_text()[-2000:]}")
+            return condition()
+
+    def wait_event(self, kind: str, prompt_id: str, timeout: float = 120.0) -> dict:
+        """The first `kind` event of `prompt_id` (waiting for it if it has not arrived)."""
+        def first():
+            return next((e for e in self.events(kind) if e.get("prompt_id") == prompt_id), None)
+        return self.wait_for(first, timeout, f"{kind} of prompt {prompt_id}")
 
 
 def cleanup_base(base: Path) -> None:

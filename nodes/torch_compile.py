@@ -1,26 +1,17 @@
-"""Speed and memory for LCM's few-step sampling: torch.compile at sample time, device policies for the
-diffusion model / text encoder / VAE, and TAESD fast decoding.
+"""torch.compile of a model's diffusion model at sample time, with a fallback chain.
 
-Everything here works on ComfyUI's patchers and never mutates what it is given:
-
-- Compile: an APPLY_MODEL wrapper (the pattern of ComfyUI's `comfy_api/torch_helpers/torch_compile.py`)
-  swaps the compiled diffusion model in for the duration of one `apply_model` call. ComfyUI patches
-  LoRA weights into the module's parameters before sampling; dynamo lifts parameters as graph inputs
-  and guards on their shape/dtype/stride/requires_grad, not on their identity or values (measured on
-  torch 2.14), so a new LoRA, strength, prompt or seed runs the already compiled graph with the new
-  weights. The compiled clone patches in place, so requires_grad never flips (see `compile_model`).
-- Compilation is lazy: its failures surface at the first call, inside the wrapper. There they are
-  caught, the model is run uncompiled to tell a compile failure from a model error, and the next
-  setting of the fallback chain (reduce-overhead -> default -> eager) is used, with one warning.
-- Attention inside the compiled model: where ComfyUI's attention would end a graph at every attention
-  block (sub-quadratic / split: they query free memory), the wrapper passes PyTorch SDPA through
-  ComfyUI's `optimized_attention_override` hook in a copy of transformer_options (setting "attention").
-- Offload: load/offload devices on cloned patchers; unloading goes through
-  `comfy.model_management.free_memory`, never by moving tensors by hand.
+Contract:
+- `compile_model(model, settings)` returns a clone whose APPLY_MODEL wrapper (the pattern of ComfyUI's
+  `comfy_api/torch_helpers/torch_compile.py`) swaps the compiled diffusion model in for one `apply_model` call;
+  the input is never modified. Weight patches (LoRAs) still apply: dynamo guards on the parameters' shape, dtype
+  and stride, not on their values, so a new LoRA, strength, prompt or seed does not recompile.
+- Compilation is lazy: a failure surfaces at the first call; the model then runs uncompiled once (to tell a
+  compile failure from a model error) and the next setting of `fallback_chain` is used, with one warning.
+- `attention` auto runs PyTorch SDPA inside the compiled model where ComfyUI's own attention (sub-quadratic,
+  split) would end a graph at every attention block, through core's `optimized_attention_override`.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import time
@@ -40,12 +31,11 @@ COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-
 COMPILE_BACKENDS = ["inductor", "cudagraphs", "eager", "aot_eager"]
 DYNAMIC_CHOICES = ["auto", "true", "false"]
 WRAPPER_KEY = "lcm_kit.compile"
-OFFLOAD_WRAPPER_KEY = "lcm_kit.offload"
 COMPILED_KEYS = ("diffusion_model",)
 ATTENTION_CHOICES = ["auto", "comfyui", "pytorch"]
 
 
-def _choices_error(what: str, value, valid) -> ValueError:
+def choices_error(what: str, value, valid) -> ValueError:
     return ValueError(f"unknown {what} {value!r}; valid: {', '.join(map(str, valid))}")
 
 
@@ -71,14 +61,14 @@ class CompileSettings:
 
     def __post_init__(self):
         if self.attention not in ATTENTION_CHOICES:
-            raise _choices_error("attention setting", self.attention, ATTENTION_CHOICES)
+            raise choices_error("attention setting", self.attention, ATTENTION_CHOICES)
         if self.mode not in COMPILE_MODES:
-            raise _choices_error("compile mode", self.mode, COMPILE_MODES)
+            raise choices_error("compile mode", self.mode, COMPILE_MODES)
         if self.dynamic not in DYNAMIC_CHOICES:
-            raise _choices_error("dynamic setting", self.dynamic, DYNAMIC_CHOICES)
+            raise choices_error("dynamic setting", self.dynamic, DYNAMIC_CHOICES)
         backends = available_backends()
         if self.backend not in backends:
-            raise _choices_error("torch.compile backend", self.backend, backends)
+            raise choices_error("torch.compile backend", self.backend, backends)
 
     def torch_kwargs(self) -> dict:
         """Keyword arguments of torch.compile. Built from strings and module-level functions only, so two equal
@@ -319,202 +309,3 @@ def compile_wrapper(model) -> CompileWrapper | None:
     """The compile wrapper on `model` (for diagnostics and tests), or None."""
     wrappers = model.get_wrappers(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY)
     return wrappers[-1] if wrappers else None
-
-
-# --------------------------------------------------------------------------------------------------
-# Offload: device policies on cloned patchers
-# --------------------------------------------------------------------------------------------------
-
-TEXT_ENCODER_POLICIES = ["default", "cpu"]
-VAE_POLICIES = ["default", "cpu"]
-MODEL_POLICIES = ["default", "keep resident", "offload after run"]
-CPU = torch.device("cpu")
-
-
-def _check(what: str, value, valid) -> None:
-    if value not in valid:
-        raise _choices_error(what, value, valid)
-
-
-def clip_on_device(clip, device: torch.device):
-    """A clone of CLIP whose text encoder loads on (and offloads to) `device`, on a regular patcher (core's
-    Select CLIP Device does the same: a dynamic VRAM patcher keeps per-device state that new devices break)."""
-    c = clip.clone()
-    c.patcher = compat.regular_patcher_clone(clip.patcher)
-    c.patcher.load_device = device
-    c.patcher.offload_device = device
-    return c
-
-
-def vae_on_device(vae, device: torch.device):
-    """A copy of VAE that encodes/decodes on `device`, on a regular patcher.
-
-    The dtype is the one ComfyUI picks for that device (as `--cpu-vae` does): a VAE loaded in
-    fp16/bf16 for a GPU gets its own float32 copy of the weights for the CPU (≈160 MB for SD's VAE);
-    otherwise the weights are shared through a cloned patcher (on a dynamic VRAM patcher, a regular
-    one that the loader's factory builds)."""
-    import comfy.model_patcher
-    v = compat.clone_vae(vae)
-    v.patcher = compat.regular_patcher_clone(vae.patcher)
-    v.first_stage_model = v.patcher.model
-    dtype = comfy.model_management.vae_dtype(device, getattr(vae, "working_dtypes", [torch.float32]))
-    if dtype != vae.vae_dtype:
-        v.first_stage_model = copy.deepcopy(v.first_stage_model).to(device=device, dtype=dtype)
-        v.patcher = comfy.model_patcher.ModelPatcher(v.first_stage_model, load_device=device, offload_device=device)
-        v.vae_dtype = dtype
-    v.device = device
-    v.patcher.load_device = device
-    v.patcher.offload_device = device
-    return v
-
-
-class OffloadAfterRun:
-    """OUTER_SAMPLE wrapper: after sampling, unloads this model through model_management.free_memory
-    (every other loaded model is kept), so the memory is free for the VAE and other models."""
-
-    def __call__(self, executor, *args, **kwargs):
-        try:
-            return executor(*args, **kwargs)
-        finally:
-            unload_model(executor.class_obj.model_patcher)
-
-
-def unload_model(patcher) -> int:
-    """Unload every loaded copy of `patcher`'s model through model_management; returns how many."""
-    mm = comfy.model_management
-    ours = [lm for lm in mm.current_loaded_models if lm.model is not None and lm.model.is_clone(patcher)]
-    others = [lm for lm in mm.current_loaded_models if lm not in ours]
-    devices = {lm.device for lm in ours}
-    unloaded = 0
-    for device in devices:
-        unloaded += len(mm.free_memory(1e30, device, keep_loaded=others))
-    return unloaded
-
-
-def apply_model_policy(model, policy: str):
-    """A clone of MODEL with the residency policy on its patcher; returns (model, note)."""
-    _check("model policy", policy, MODEL_POLICIES)
-    if policy == "default":
-        return model.clone(), None
-    note = None
-    if compat.patcher_is_dynamic(model):
-        note = (f"model policy {policy!r}: this model now loads as a whole (ComfyUI's dynamic VRAM is off for it); "
-                f"choose default to keep dynamic VRAM")
-    m = compat.regular_patcher_clone(model)
-    wrappers = comfy.patcher_extension.WrappersMP
-    m.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY)
-    if policy == "keep resident":
-        # ComfyUI's --highvram does the same for every model: "offloading" lands on the load device.
-        m.offload_device = m.load_device
-    else:
-        m.offload_device = CPU if m.offload_device == m.load_device else m.offload_device
-        m.add_wrapper_with_key(wrappers.OUTER_SAMPLE, OFFLOAD_WRAPPER_KEY, OffloadAfterRun())
-    return m, note
-
-
-def apply_offload(model, clip, vae, text_encoder: str, vae_policy: str, model_policy: str):
-    """The device policy as clones: returns (model, clip, vae, notes)."""
-    _check("text encoder policy", text_encoder, TEXT_ENCODER_POLICIES)
-    _check("VAE policy", vae_policy, VAE_POLICIES)
-    _check("model policy", model_policy, MODEL_POLICIES)
-    if not is_diffusion_model(model):
-        raise TypeError(f"LCM Kit Offload needs a diffusion MODEL, got {type(model).__name__}")
-    notes = []
-    m, note = apply_model_policy(model, model_policy)
-    notes += [note] if note else []
-    c = clip_on_device(clip, CPU) if text_encoder == "cpu" else clip.clone()
-    v = vae_on_device(vae, CPU) if vae_policy == "cpu" else vae
-    return m, c, v, notes
-
-
-# --------------------------------------------------------------------------------------------------
-# Fast decode and encode with TAESD / TAESDXL
-# --------------------------------------------------------------------------------------------------
-
-_TAESD_CACHE: dict = {}
-TAESD_PARTS = ("decoder", "encoder")
-
-
-def taesd_name(model, part: str = "decoder") -> str:
-    """The vae_approx file name ComfyUI's latent format asks for: taesd_decoder / taesd_encoder (SD1.5) or
-    taesdxl_decoder / taesdxl_encoder (SDXL)."""
-    latent_format = model.model.latent_format
-    name = getattr(latent_format, "taesd_decoder_name", None)
-    if not name or not name.startswith(("taesd_", "taesdxl_")):
-        raise ValueError(f"no TAESD {part} for this model's latent format ({type(latent_format).__name__}); "
-                         f"Fast Decode / Fast Encode support SD1.5 (taesd) and SDXL (taesdxl) models: use VAE "
-                         f"{'Decode' if part == 'decoder' else 'Encode'}")
-    return name[:-len("decoder")] + part if name.endswith("_decoder") else name
-
-
-def find_taesd_file(name: str) -> str:
-    import folder_paths
-    files = folder_paths.get_filename_list("vae_approx")
-    found = next((f for f in files if f.startswith(name + ".")), None)
-    if found is None:
-        folders = ", ".join(folder_paths.get_folder_paths("vae_approx"))
-        node, core = ("Fast Encode", "VAE Encode") if name.endswith("_encoder") else ("Fast Decode", "VAE Decode")
-        raise FileNotFoundError(
-            f"{node} needs {name}.safetensors (or .pth) in ComfyUI's vae_approx folder ({folders}); "
-            f"missing. Found there: {', '.join(files) or 'nothing'}. Get it from madebyollin's taesd "
-            f"releases ({'taesdxl' if 'xl' in name else 'taesd'}), or use {core}.")
-    return folder_paths.get_full_path_or_raise("vae_approx", found)
-
-
-def load_taesd(path: str, part: str, scale: float, shift: float):
-    """ComfyUI's TAESD module with only `part` ("decoder" or "encoder") loaded from `path`, scaled to the model's
-    latent space (`scale`, `shift`); the last few loaded are cached by file, time and scaling."""
-    import os
-
-    from comfy.taesd.taesd import TAESD
-    if part not in TAESD_PARTS:
-        raise ValueError(f"part must be one of {TAESD_PARTS}, got {part!r}")
-    key = (path, os.path.getmtime(path), part, scale, shift)
-    taesd = _TAESD_CACHE.get(key)
-    if taesd is None:
-        taesd = TAESD(path if part == "encoder" else None, path if part == "decoder" else None)
-        taesd = taesd.eval().requires_grad_(False)
-        # only one half is loaded: drop the other, so nobody runs random weights
-        setattr(taesd, "taesd_encoder" if part == "decoder" else "taesd_decoder", None)
-        with torch.no_grad():
-            taesd.vae_scale.fill_(scale)
-            taesd.vae_shift.fill_(shift)
-        for old in [k for k in _TAESD_CACHE if k[2] == part]:
-            del _TAESD_CACHE[old]
-        _TAESD_CACHE[key] = taesd
-    return taesd
-
-
-def _model_taesd(model, part: str):
-    latent_format = model.model.latent_format
-    taesd = load_taesd(find_taesd_file(taesd_name(model, part)), part, float(latent_format.scale_factor),
-                       float(getattr(latent_format, "shift_factor", 0.0) or 0.0))
-    device = comfy.model_management.vae_device()
-    return taesd.to(device), device
-
-
-def fast_decode(model, samples: torch.Tensor) -> torch.Tensor:
-    """Decode a LATENT batch (ComfyUI's raw VAE latent space) with TAESD/TAESDXL -> IMAGE (B,H,W,3)."""
-    taesd, device = _model_taesd(model, "decoder")
-    with torch.no_grad():
-        images = taesd.decode(samples.to(device, torch.float32))
-    images = ((images + 1.0) / 2.0).clamp(0.0, 1.0)
-    return images.movedim(1, -1).to(comfy.model_management.intermediate_device())
-
-
-def fast_encode(model, pixels: torch.Tensor) -> torch.Tensor:
-    """Encode an IMAGE batch (B,H,W,C in 0..1) with TAESD/TAESDXL -> latents (B,4,H/8,W/8) in ComfyUI's raw VAE
-    latent space, as core's VAE Encode with the taesd VAE: the image is cropped to a multiple of 8 (centred) and
-    only its first three channels are used."""
-    if pixels.ndim != 4 or pixels.shape[-1] < 3:
-        raise ValueError(f"Fast Encode needs an IMAGE batch (B×H×W×3), got shape {tuple(pixels.shape)}")
-    height, width = (pixels.shape[1] // 8) * 8, (pixels.shape[2] // 8) * 8
-    if height == 0 or width == 0:
-        raise ValueError(f"the image is {pixels.shape[2]}×{pixels.shape[1]}: Fast Encode needs at least 8×8 pixels")
-    top, left = (pixels.shape[1] % 8) // 2, (pixels.shape[2] % 8) // 2
-    pixels = pixels[:, top:top + height, left:left + width, :3]
-    taesd, device = _model_taesd(model, "encoder")
-    with torch.no_grad():
-        x = pixels.to(device, torch.float32).movedim(-1, 1) * 2.0 - 1.0
-        latents = taesd.encode(x)
-    return latents.to(comfy.model_management.intermediate_device())

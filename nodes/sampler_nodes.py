@@ -21,9 +21,7 @@ SAMPLERS = list(lcm_math.SAMPLER_METHODS)   # new methods are appended: saved wo
 
 def _steps_input():
     return ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
-                    "Denoising steps. 4 is the sweet spot for LCM; 2 for interactive drafting, 8 for final "
-                    "output, 1 only for previews. Not used when steps_preset is not \"custom (use steps)\" (the "
-                    "preset's step count is used), when timesteps lists the schedule, or when a recipe fixes it."})
+                    "Steps: 4 sweet spot, 2 drafts, 8 final. Unused with a preset, timesteps or fixed recipe."})
 
 
 def _strength_input():
@@ -43,11 +41,9 @@ def original_steps_input(tooltip: str = "Distillation steps: an LCM is trained t
 def _sampler_inputs():
     return {
         "sampler": (SAMPLERS, {"default": "lcm", "tooltip":
-                               "lcm: LCMScheduler. tcd: TCDScheduler (uses gamma). ddim / euler: diffusers' "
-                               "DDIM / Euler, trailing (Hyper-SD, PCM / Lightning). A recipe sets it."}),
+                               "lcm, tcd (uses gamma); ddim / euler trailing (Hyper-SD, PCM / Lightning)."}),
         "gamma": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                            "TCD only: stochasticity. 0 = deterministic, more detail; higher = smoother; 0.3 is "
-                            "TCD's default. Ignored by the other samplers; a TCD recipe sets it."}),
+                            "TCD's stochasticity: 0 deterministic, 0.3 default. A TCD recipe sets it."}),
     }
 
 
@@ -55,11 +51,9 @@ def _optional_inputs():
     """The inputs appended for issue 23 (optional, at the end: saved workflows keep loading)."""
     return {
         "timesteps": ("STRING", {"default": "", "tooltip":
-                                 "Custom timesteps, e.g. 999,749,499,249 (DMD2): high to low, below 1000. Replaces "
-                                 "steps. Empty: steps on the sampler's grid."}),
+                                 "Custom timesteps, high to low, < 1000 (DMD2: 999,749,499,249); replaces steps."}),
         "recipe": (list(lcm_math.RECIPES), {"default": lcm_math.RECIPE_NONE, "tooltip":
-                                            "The model card's settings for the file you loaded (DMD2, Hyper-SD, TCD, "
-                                            "PCM, Lightning); overrides sampler/gamma/steps."}),
+                                            "Your file's model-card settings (DMD2, Hyper-SD, TCD, PCM, Lightning)."}),
     }
 
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 logging.getLogger().setLevel(logging.ERROR)
 
 from support import comfy_env, tiny_models  # noqa: E402

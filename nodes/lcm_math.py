@@ -13,10 +13,9 @@ x_vp = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε = x / √(1 + σ²). Every function 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
-
-from .status import pack_error
 
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = 10.0
@@ -31,9 +30,13 @@ STEP_PRESETS = {
 }
 
 
-@pack_error
 class ScheduleError(ValueError):
     """A schedule that cannot be built; the message says which input to change and to what."""
+
+
+# ComfyUI's error reports name an exception by its module path, and ComfyUI imports the pack under its folder's full
+# path: reports (and tests, and users' searches) know this one as "lcm_kit.ScheduleError".
+ScheduleError.__module__ = "lcm_kit"
 
 
 def lowest_strength(steps: int, original_steps: int = 50) -> float:
@@ -92,6 +95,206 @@ def sigmas_for_timesteps(timesteps: list[int], alphas_cumprod: torch.Tensor) -> 
     """ComfyUI SIGMAS for `timesteps`: σ_t = √((1 − ᾱ_t)/ᾱ_t) for each, then a final 0."""
     a = alphas_cumprod[torch.tensor(timesteps, dtype=torch.long)].double()
     return torch.cat([((1 - a) / a).sqrt(), a.new_zeros(1)]).float()
+
+
+# --------------------------------------------------------------------------------------------------
+# Custom timesteps, trailing schedules, img2img tails (diffusers' set_timesteps(timesteps=…) and get_timesteps)
+# --------------------------------------------------------------------------------------------------
+
+TIMESTEPS_FIX = "write the timesteps as whole numbers from high to low, each below {T}, e.g. 999,749,499,249"
+
+
+def parse_timesteps(text: str, num_train_timesteps: int = 1000) -> list[int] | None:
+    """The timestep list written in `text` ("999, 749, 499, 249"; commas, spaces or brackets), or None for an
+    empty text. Raises ScheduleError naming the rule diffusers' `LCMScheduler` / `TCDScheduler.set_timesteps
+    (timesteps=…)` enforces and the fix: whole numbers, strictly descending, below T. Negative values are refused
+    too (diffusers does not check them, and ᾱ at a negative index would be read from the other end of the table)."""
+    fix = TIMESTEPS_FIX.format(T=num_train_timesteps)
+    parts = [p for p in str(text).replace("[", " ").replace("]", " ").replace(",", " ").split() if p]
+    if not parts:
+        return None
+    values = []
+    for p in parts:
+        try:
+            number = float(p)
+        except ValueError:
+            raise ScheduleError(f"timesteps: {p!r} is not a number; {fix}.") from None
+        if not math.isfinite(number) or number != int(number):
+            raise ScheduleError(f"timesteps: {p} is not a whole number (the UNet runs at training timesteps "
+                                f"0 … {num_train_timesteps - 1}); {fix}.")
+        values.append(int(number))
+    check_timesteps(values, num_train_timesteps)
+    return values
+
+
+def check_timesteps(timesteps: list[int], num_train_timesteps: int = 1000) -> None:
+    """Raise ScheduleError unless `timesteps` is what diffusers' `set_timesteps(timesteps=…)` accepts: strictly
+    descending, the first below T (and, here, none negative)."""
+    fix = TIMESTEPS_FIX.format(T=num_train_timesteps)
+    for before, after in zip(timesteps, timesteps[1:]):
+        if after >= before:
+            raise ScheduleError(f"timesteps must be strictly descending (diffusers refuses the list too): {after} "
+                                f"follows {before}; {fix}.")
+    if timesteps and timesteps[0] >= num_train_timesteps:
+        raise ScheduleError(f"timesteps must be below {num_train_timesteps} (the model's training timesteps are "
+                            f"0 … {num_train_timesteps - 1}; got {timesteps[0]}); {fix}.")
+    if timesteps and timesteps[-1] < 0:
+        raise ScheduleError(f"timesteps cannot be negative (got {timesteps[-1]}); {fix}.")
+
+
+def off_grid_timesteps(timesteps: list[int], original_steps: int = 50, num_train_timesteps: int = 1000) -> list[int]:
+    """The entries after the first that are not on the `original_steps` distillation grid: the list diffusers'
+    LCMScheduler / TCDScheduler warn about (and only warn) for custom timesteps."""
+    grid = set(distillation_grid(original_steps, num_train_timesteps))
+    return [t for t in timesteps[1:] if t not in grid]
+
+
+def img2img_tail(timesteps: list[int], strength: float) -> list[int]:
+    """The timesteps an img2img run at `strength` takes from a full schedule, as diffusers' StableDiffusion(XL)
+    Img2ImgPipeline.get_timesteps (and LCMScheduler / TCDScheduler for a custom list): the last
+    min(int(N·strength), N) of the N timesteps. Raises ScheduleError when that is none."""
+    if not 0.0 < strength <= 1.0:
+        raise ScheduleError(f"strength must be in (0, 1] (got {strength:g}); 1.0 is text-to-image.")
+    n = len(timesteps)
+    keep = min(int(n * strength), n)
+    if keep < 1:
+        need = math.ceil(1000 / n) / 1000
+        raise ScheduleError(f"strength {strength:g} keeps int({n} × {strength:g}) = 0 of the schedule's {n} timesteps "
+                            f"(img2img runs the last int(N × strength) of them): use strength ≥ {need:g}, or a "
+                            f"longer schedule.")
+    return list(timesteps[n - keep:])
+
+
+def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
+    """`timestep_spacing="trailing"` of diffusers' DDIMScheduler / EulerDiscreteScheduler: round(arange(T, 0, −T/N))
+    − 1, e.g. N = 4: 999, 749, 499, 249 (numpy's arange and round-half-to-even, reproduced exactly)."""
+    if steps < 1:
+        raise ScheduleError(f"steps must be at least 1 (got {steps}).")
+    if steps > num_train_timesteps:
+        raise ScheduleError(f"steps ({steps}) cannot exceed the {num_train_timesteps} training timesteps.")
+    start = float(num_train_timesteps)
+    delta = (start - start / steps) - start     # numpy.arange fills start + i·(second − first)
+    count = math.ceil((0.0 - start) / (-start / steps))
+    return [int(round(start + i * delta)) - 1 for i in range(count)]
+
+
+def ddim_stride(timesteps: list[int], num_train_timesteps: int = 1000) -> int | None:
+    """T // N of the trailing N-step schedule whose tail `timesteps` is (DDIMScheduler steps from t to t − T // N,
+    not to the next listed t, e.g. 666 → 333 for N = 3 while the list goes on at 332), or None when the list is no
+    such tail (then each step goes to the next listed t)."""
+    n = len(timesteps)
+    for total in range(n, num_train_timesteps + 1):
+        if round(num_train_timesteps / total) - 1 == timesteps[-1] and \
+                trailing_timesteps(total, num_train_timesteps)[-n:] == list(timesteps):
+            return num_train_timesteps // total
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Recipes: what each few-step model's card sets (reference/few-step-recipes.md, README "Recipes")
+# --------------------------------------------------------------------------------------------------
+
+SAMPLER_METHODS = ("lcm", "tcd", "ddim", "euler")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model card's diffusers recipe: the scheduler (`sampler`: lcm = LCMScheduler, tcd = TCDScheduler with γ =
+    eta, ddim = DDIMScheduler trailing with set_alpha_to_one False, euler = EulerDiscreteScheduler trailing), a fixed
+    timestep list or the step range, the prediction type the file has, the ComfyUI cfg for the card's guidance."""
+    sampler: str
+    timesteps: tuple[int, ...] | None = None
+    steps: tuple[int, int] | None = None
+    gamma: float | None = None
+    cfg: str = "1.0 (the card's guidance_scale 0: no CFG)"
+    prediction: str = "eps"
+    files: str = ""
+
+
+RECIPE_NONE = "none (use the widgets)"
+RECIPES: dict[str, Recipe | None] = {
+    RECIPE_NONE: None,
+    "LCM-LoRA (LCM)": Recipe("lcm", cfg="1.0-2.0 (the card: guidance 0, or 1-2)",
+                             files="lcm-lora-sdv1-5 / -sdxl / -ssd-1b, Segmind-VegaRT"),
+    "PCM LCM-like LoRA (LCM)": Recipe("lcm", files="PCM's LCM-like LoRAs (wangfuyun/PCM_Weights)"),
+    "TCD-LoRA (TCD)": Recipe("tcd", gamma=0.3, files="h1t/TCD-SD15-LoRA, TCD-SDXL-LoRA"),
+    "Hyper-SD 1-step unified LoRA (TCD, 1-8 steps)": Recipe(
+        "tcd", gamma=1.0, steps=(1, 8), files="Hyper-SD15-1step-lora, Hyper-SDXL-1step-lora (1-8 steps)"),
+    "Hyper-SDXL 1-step UNet (LCM, t 800)": Recipe("lcm", timesteps=(800,), files="Hyper-SDXL-1step-Unet"),
+    "DMD2 4-step (LCM, 999,749,499,249)": Recipe("lcm", timesteps=(999, 749, 499, 249),
+                                                 files="dmd2_sdxl_4step_unet / _lora (tianweiy/DMD2)"),
+    "DMD2 1-step (LCM, t 399)": Recipe("lcm", timesteps=(399,), files="dmd2_sdxl_1step_unet"),
+    "Hyper-SD N-step LoRA (DDIM trailing)": Recipe("ddim", files="Hyper-SD15/SDXL-{1,2,4,8}steps-lora (steps = N)"),
+    "PCM N-step LoRA (DDIM trailing)": Recipe("ddim", cfg="smallcfg 1.0-2.0; normalcfg 2-6 (the card)",
+                                              files="PCM_Weights sd15/sdxl smallcfg/normalcfg N-step (steps = N)"),
+    "SDXL-Lightning N-step (Euler trailing)": Recipe("euler", files="sdxl_lightning_{2,4,8}step unet / lora"),
+    "SDXL-Lightning 1-step x0 UNet (Euler trailing)": Recipe(
+        "euler", timesteps=(999,), prediction="x0", files="sdxl_lightning_1step_unet_x0 (ModelSamplingDiscrete x0)"),
+}
+
+
+@dataclass
+class Plan:
+    """What a sampler / scheduler node runs: the method, γ, the timesteps (img2img tail taken), and what to tell."""
+    sampler: str
+    gamma: float | None
+    timesteps: list[int]
+    prediction: str | None = None     # the prediction type the recipe needs (None: any)
+    info: list[str] = None
+    warnings: list[str] = None
+
+
+def plan_schedule(sampler: str = "lcm", gamma: float = 0.3, steps: int = 4, strength: float = 1.0,
+                  original_steps: int = 50, timesteps: str = "", recipe: str = RECIPE_NONE,
+                  num_train_timesteps: int = 1000) -> Plan:
+    """Resolve the widgets of the LCM Sampler / LCM Scheduler into one schedule, or raise ScheduleError naming the
+    input and the fix.
+
+    Precedence: a recipe sets the method and γ, and its fixed timesteps (then `steps` and `timesteps` are not used);
+    else a `timesteps` list is the schedule (diffusers' set_timesteps(timesteps=…)); else `steps` on the method's
+    grid (lcm / tcd: the LCM grid, strength as LCMScheduler.set_timesteps(strength=); ddim / euler: trailing).
+    img2img of a fixed or trailing list keeps its last int(N·strength) timesteps (diffusers' generic img2img
+    pipelines)."""
+    if recipe not in RECIPES:
+        raise ScheduleError(f"recipe {recipe!r} is not one of: {', '.join(RECIPES)}.")
+    card = RECIPES[recipe]
+    info, warnings = [], []
+    custom = parse_timesteps(timesteps, num_train_timesteps)
+    if card is not None:
+        sampler, gamma = card.sampler, card.gamma if card.gamma is not None else gamma
+        used = ["sampler"] + (["gamma"] if card.gamma is not None else [])
+        if card.timesteps is not None:
+            used += ["steps", "timesteps"]
+        elif custom is not None:
+            used += ["timesteps"]
+        if card.steps is not None and card.timesteps is None and not card.steps[0] <= steps <= card.steps[1]:
+            raise ScheduleError(f"recipe {recipe!r} runs {card.steps[0]}-{card.steps[1]} steps (its card), got steps "
+                                f"{steps}: set steps (or steps_preset) in that range.")
+        custom = list(card.timesteps) if card.timesteps is not None else None
+    if sampler not in SAMPLER_METHODS:
+        raise ScheduleError(f"sampler {sampler!r} is not one of: {', '.join(SAMPLER_METHODS)}.")
+    if custom is not None:
+        if card is None and sampler in ("lcm", "tcd"):
+            off = off_grid_timesteps(custom, original_steps, num_train_timesteps)
+            if off:
+                warnings.append(f"timesteps {', '.join(map(str, off))} are not on the {original_steps}-step "
+                                f"distillation grid (t = {num_train_timesteps // original_steps}k - 1) that LCM-LoRAs "
+                                f"were trained on; used as given (diffusers warns the same). Fine for models trained "
+                                f"on them (DMD2: 999,749,499,249).")
+        schedule = img2img_tail(custom, strength)
+    elif sampler in ("lcm", "tcd"):
+        schedule = lcm_timesteps(steps, strength, original_steps, num_train_timesteps)
+    else:
+        schedule = img2img_tail(trailing_timesteps(steps, num_train_timesteps), strength)
+    if card is not None:
+        what = {"lcm": "LCM (LCMScheduler)", "tcd": f"TCD gamma {gamma:g} (TCDScheduler eta)",
+                "ddim": "DDIM trailing, last step to alpha_0 (DDIMScheduler, set_alpha_to_one False)",
+                "euler": "Euler trailing, start noise sigma_max (EulerDiscreteScheduler)"}[sampler]
+        pred = "" if card.prediction == "eps" else f"; needs {card.prediction} prediction"
+        info.append(f"recipe {recipe} (for {card.files}): {what} at timesteps {','.join(map(str, schedule))}{pred}; "
+                    f"suggested cfg {card.cfg}. Not used: {', '.join(used)} (set by the recipe).")
+    return Plan(sampler, gamma if sampler == "tcd" else None, schedule,
+                None if card is None else card.prediction, info, warnings)
 
 
 def boundary_scalings(timestep: float, sigma_data: float = SIGMA_DATA,

@@ -200,10 +200,32 @@ def full_alphas_cumprod(model_sampling, model_config=None) -> torch.Tensor:
 
 def lcm_sigmas(model, steps: int, strength: float = 1.0, original_steps: int = 50) -> torch.Tensor:
     """SIGMAS at diffusers' LCM/TCD timesteps for `model` (a ModelPatcher)."""
-    ms = model.get_model_object("model_sampling")
-    alphas = full_alphas_cumprod(ms, model.model.model_config)
-    timesteps = lcm_math.lcm_timesteps(steps, strength, original_steps, num_train_timesteps=len(alphas))
+    timesteps = lcm_math.lcm_timesteps(steps, strength, original_steps, num_train_timesteps=train_timesteps(model))
+    return timestep_sigmas(model, timesteps)
+
+
+def train_timesteps(model) -> int:
+    """T, the number of training timesteps of `model`'s discrete noise schedule (1000 for SD / SDXL)."""
+    return len(full_sigmas(model.get_model_object("model_sampling"), model.model.model_config))
+
+
+def timestep_sigmas(model, timesteps: list[int]) -> torch.Tensor:
+    """SIGMAS at the training timesteps `timesteps` of `model`'s noise schedule (a ModelPatcher), then 0."""
+    alphas = full_alphas_cumprod(model.get_model_object("model_sampling"), model.model.model_config)
     return lcm_math.sigmas_for_timesteps(timesteps, alphas)
+
+
+def check_recipe_prediction(model, recipe: str, needed: str | None) -> None:
+    """Raise a clear error when the recipe's model card names another prediction type than `model` has."""
+    if needed is None:
+        return
+    has = prediction_type(model.get_model_object("model_sampling"))
+    if has != needed:
+        how = {"eps": "an eps (noise-predicting) model: remove the ModelSamplingDiscrete node that set "
+                      f"{has}", "x0": "an x0 model: put core's ModelSamplingDiscrete (sampling x0) before this node",
+               "v_prediction": "a v-prediction model: put ModelSamplingDiscrete (v_prediction) before this node"}
+        raise lcm_math.ScheduleError(f"recipe {recipe!r} is for {how[needed]}; this MODEL predicts {has}. Or choose "
+                                     f"the recipe of the file you loaded.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,83 +294,167 @@ def _non_finite(what: torch.Tensor, out_finite: bool, i: int, t: int, sigma: flo
                       f"workflow.")
 
 
-@torch.no_grad()
-def sample_lcm_kit(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
-                   gamma: float | None = None):
-    """LCM (gamma None) or TCD (gamma in [0, 1]) sampling, step for step as diffusers' schedulers.
+class _Run:
+    """What every LCM Kit sampler needs before its first step, computed once (keeps the per-step overhead low):
+    the base model sampling, how its output relates to the raw x̂_0, ᾱ_t, the UNet timesteps of `sigmas` (checked
+    to sit on training timesteps), the per-step boundary scalings, and the seeded per-step noise."""
 
-    `model(x, σ)` returns the denoised latent under whatever model sampling the MODEL carries (any prediction
-    type `prediction_type` accepts); the boundary condition is applied exactly once whichever it is.
-    `noise_sampler(σ, σ_next)` gives the per-step noise (seeded from extra_args["seed"] by default, like core's
-    `lcm` sampler). NaN/Inf in the latent is an error naming its cause.
-    """
-    from comfy.k_diffusion.sampling import default_noise_sampler
+    def __init__(self, model, x, sigmas, extra_args, noise_sampler=None, noise=True):
+        from comfy.k_diffusion.sampling import default_noise_sampler
+        base_model = model.inner_model.inner_model
+        self.ms = base_model.model_sampling
+        prediction_type(self.ms)   # a clear error before the first step for a model these samplers do not serve
+        self.mode = _boundary_mode(self.ms)
+        self.alphas = full_alphas_cumprod(self.ms, getattr(base_model, "model_config", None))
+        self.sig = [float(s) for s in sigmas]
+        self.n = len(self.sig) - 1
+        if not torch.isfinite(x).all():
+            raise ValueError("the starting latent (latent_image plus noise) contains NaN/Inf: check the node that "
+                             "made latent_image (a VAE Encode in fp16, a broken upscale, a corrupt saved latent).")
+        self.ts = _model_timesteps(self.ms, sigmas[:self.n], self.alphas) if self.n else []
+        self.scal = [lcm_math.boundary_scalings(t) for t in self.ts]
+        self.s_in = x.new_ones([x.shape[0]])
+        self.noise_sampler = noise_sampler
+        if noise and noise_sampler is None:
+            self.noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed", None))
+        self.finite = []
 
-    extra_args = {} if extra_args is None else extra_args
-    if noise_sampler is None:
-        noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed", None))
-    base_model = model.inner_model.inner_model
-    ms = base_model.model_sampling
-    prediction_type(ms)   # a clear error before the first step for a model LCM / TCD are not defined for
-    mode = _boundary_mode(ms)
-    alphas = full_alphas_cumprod(ms, getattr(base_model, "model_config", None))
-    s_in = x.new_ones([x.shape[0]])
-    sig = [float(s) for s in sigmas]
-    n = len(sig) - 1
-    if not torch.isfinite(x).all():
-        raise ValueError("the starting latent (latent_image plus noise) contains NaN/Inf: check the node that made "
-                         "latent_image (a VAE Encode in fp16, a broken upscale, a corrupt saved latent).")
-    # Everything a step needs, computed once before the loop (keeps the per-step overhead low).
-    ts = _model_timesteps(ms, sigmas[:n], alphas) if n else []
-    scal = [lcm_math.boundary_scalings(t) for t in ts]
-    finite = []
-    for i in range(n):
+    def raw_x0(self, out, x, i):
+        """The model's own x̂_0 at step i, whatever boundary-condition layer its model sampling adds."""
+        c_skip, c_out = self.scal[i]
+        if self.mode == "none":
+            return out
+        if c_out == 0.0:
+            return None   # t = 0: the boundary condition hides x̂_0 (the caller decides)
+        return lcm_math.x0_from_lcm_denoised(out, x, self.sig[i], c_skip, c_out, skip_on_vp=(self.mode == "ours"))
+
+    def track(self, x, out):
+        """Remember (on the device) whether the state and the model output are finite after a step."""
+        self.finite.append(torch.stack([torch.isfinite(x).all(), torch.isfinite(out).all()]))
+
+    def done(self, x):
+        _check_finite(self.finite, x, self.ts, self.sig)
+        return x
+
+
+def _steps(run: _Run, disable):
+    """The step indices, with a progress bar unless `disable` (as k-diffusion's samplers), checking for interrupts."""
+    from comfy.k_diffusion.sampling import trange
+    for i in trange(run.n, disable=disable):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        sigma, sigma_next = sig[i], sig[i + 1]
-        out = model(x, sigmas[i] * s_in, **extra_args)
-        c_skip, c_out = scal[i]
-        if gamma is None:  # LCM: diffusers' f(x_t, t) = c_out·x̂_0 + c_skip·x_vp
-            if mode == "ours":
-                denoised = out
-            elif mode == "core":
-                denoised = lcm_math.lcm_denoised_from_core(out, x, sigma, c_skip)
-            else:
-                denoised = lcm_math.lcm_denoised(out, x, sigma, c_skip, c_out)
-            if callback is not None:
-                callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-            x = lcm_math.lcm_renoise(denoised, sigma_next, noise_sampler(sigma, sigma_next)) if sigma_next > 0 \
-                else denoised
-        else:  # TCD: from the raw x̂_0 and ε̂ (no boundary condition)
-            t_prev = ts[i + 1] if i + 1 < n else 0
-            s = lcm_math.tcd_s_timestep(t_prev, gamma)
-            if mode == "none":
-                x0 = out
-            elif c_out > 0:
-                x0 = lcm_math.x0_from_lcm_denoised(out, x, sigma, c_skip, c_out, skip_on_vp=(mode == "ours"))
-            elif s == ts[i]:
-                # t = 0: the boundary condition (c_out = 0) hides x̂_0, but a TCD step with s = t returns
-                # √ᾱ_t·x̂_0 + √(1−ᾱ_t)·ε̂ = x_t whatever x̂_0 is (diffusers computes the same up to rounding).
-                x0 = out
-            else:
+        yield i
+
+
+def _report(callback, x, i, sigmas, denoised):
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+
+
+@torch.no_grad()
+def sample_lcm(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
+    """LCM sampling, step for step as diffusers' LCMScheduler: f = c_out·x̂_0 + c_skip·x_vp at each timestep, then
+    x = f + σ_next·z (VP: √ᾱ_prev·f + √(1 − ᾱ_prev)·z), the last step returns f.
+
+    `model(x, σ)` returns the denoised latent under whatever model sampling the MODEL carries (any prediction type
+    `prediction_type` accepts); the boundary condition is applied exactly once whichever it is. `noise_sampler(σ,
+    σ_next)` gives the per-step noise (seeded from extra_args["seed"] by default, like core's `lcm` sampler)."""
+    extra_args = {} if extra_args is None else extra_args
+    run = _Run(model, x, sigmas, extra_args, noise_sampler)
+    for i in _steps(run, disable):
+        sigma, sigma_next = run.sig[i], run.sig[i + 1]
+        out = model(x, sigmas[i] * run.s_in, **extra_args)
+        c_skip, c_out = run.scal[i]
+        if run.mode == "ours":
+            denoised = out
+        elif run.mode == "core":
+            denoised = lcm_math.lcm_denoised_from_core(out, x, sigma, c_skip)
+        else:
+            denoised = lcm_math.lcm_denoised(out, x, sigma, c_skip, c_out)
+        _report(callback, x, i, sigmas, denoised)
+        x = lcm_math.lcm_renoise(denoised, sigma_next, run.noise_sampler(sigma, sigma_next)) if sigma_next > 0 \
+            else denoised
+        run.track(x, out)
+    return run.done(x)
+
+
+@torch.no_grad()
+def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
+               gamma: float = 0.3):
+    """TCD sampling, step for step as diffusers' TCDScheduler with eta = `gamma` (see `lcm_math.tcd_step`): from the
+    raw x̂_0 and ε̂ (no boundary condition) to s = ⌊(1 − γ)·t_prev⌋, re-noised to t_prev when γ > 0; the last step
+    (t_prev = 0) returns √ᾱ_s·x̂_0 + √(1 − ᾱ_s)·ε̂, not x̂_0."""
+    extra_args = {} if extra_args is None else extra_args
+    run = _Run(model, x, sigmas, extra_args, noise_sampler, noise=gamma > 0)
+    for i in _steps(run, disable):
+        sigma = run.sig[i]
+        out = model(x, sigmas[i] * run.s_in, **extra_args)
+        t_prev = run.ts[i + 1] if i + 1 < run.n else 0
+        s = lcm_math.tcd_s_timestep(t_prev, gamma)
+        x0 = run.raw_x0(out, x, i)
+        if x0 is None:
+            if s != run.ts[i]:
                 raise ValueError(f"TCD step {i + 1} goes from t=0 to s={s}: the schedule is not descending. "
                                  f"Use the LCM Scheduler's sigmas.")
-            if callback is not None:
-                callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": x0})
-            eps = (x - x0) / sigma
-            alpha_s, alpha_prev = float(alphas[s]), float(alphas[t_prev])
-            last = i == n - 1
-            noise = noise_sampler(sigma, sigma_next) if (gamma > 0 and not last) else None
-            x = lcm_math.tcd_step(x0, eps, alpha_s, alpha_prev, noise, final=last)
-        finite.append(torch.stack([torch.isfinite(x).all(), torch.isfinite(out).all()]))
-    _check_finite(finite, x, ts, sig)
-    return x
+            # t = 0: a TCD step with s = t returns √ᾱ_t·x̂_0 + √(1−ᾱ_t)·ε̂ = x_t whatever x̂_0 is (diffusers computes
+            # the same up to rounding).
+            x0 = out
+        _report(callback, x, i, sigmas, x0)
+        eps = (x - x0) / sigma
+        last = i == run.n - 1
+        noise = run.noise_sampler(sigma, run.sig[i + 1]) if (gamma > 0 and not last) else None
+        x = lcm_math.tcd_step(x0, eps, float(run.alphas[s]), float(run.alphas[t_prev]), noise, final=last)
+        run.track(x, out)
+    return run.done(x)
+
+
+@torch.no_grad()
+def sample_ddim_trailing(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """DDIM (η = 0) as diffusers' DDIMScheduler with set_alpha_to_one False, as the Hyper-SD / PCM cards configure it:
+    from t to t − T // N (N: the trailing schedule `sigmas` is the tail of; the next listed t otherwise),
+    x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev)·ε̂, taken as the sample at the next listed timestep; the last step goes to
+    ᾱ_0 (not to σ = 0) and returns that VP sample, as diffusers does."""
+    extra_args = {} if extra_args is None else extra_args
+    run = _Run(model, x, sigmas, extra_args, noise=False)
+    stride = lcm_math.ddim_stride(run.ts, len(run.alphas)) if run.n else None
+    for i in _steps(run, disable):
+        sigma = run.sig[i]
+        out = model(x, sigmas[i] * run.s_in, **extra_args)
+        x0 = run.raw_x0(out, x, i)
+        if x0 is None:
+            raise ValueError(f"DDIM step {i + 1} runs at t=0 on a model with LCM's boundary condition, which hides the "
+                             f"model's prediction there: end the schedule above t=0.")
+        _report(callback, x, i, sigmas, x0)
+        eps = (x - x0) / sigma
+        t_prev = run.ts[i] - stride if stride is not None else (run.ts[i + 1] if i + 1 < run.n else -1)
+        alpha_prev = float(run.alphas[max(t_prev, 0)])   # t_prev < 0: final_alpha_cumprod = ᾱ_0
+        x_vp = x0 * alpha_prev ** 0.5 + eps * (1.0 - alpha_prev) ** 0.5
+        x = x_vp if i == run.n - 1 else x_vp * (1.0 + run.sig[i + 1] ** 2) ** 0.5
+        run.track(x, out)
+    return run.done(x)
+
+
+@torch.no_grad()
+def sample_euler_trailing(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Euler as diffusers' EulerDiscreteScheduler: x_next = x + (x − x̂_0)/σ·(σ_next − σ), from the raw x̂_0 (the
+    same steps as core's `euler`; what differs is the start noise, σ_max·z, which `EulerKSampler` sets)."""
+    extra_args = {} if extra_args is None else extra_args
+    run = _Run(model, x, sigmas, extra_args, noise=False)
+    for i in _steps(run, disable):
+        sigma = run.sig[i]
+        out = model(x, sigmas[i] * run.s_in, **extra_args)
+        x0 = run.raw_x0(out, x, i)
+        x0 = out if x0 is None else x0
+        _report(callback, x, i, sigmas, x0)
+        x = x + (x - x0) * ((run.sig[i + 1] - sigma) / sigma)
+        run.track(x, out)
+    return run.done(x)
 
 
 class LCMKSampler(comfy.samplers.KSAMPLER):
     """KSAMPLER whose start noise follows diffusers: a zero (empty) latent starts text-to-image, x_T = √(1 + σ²)·z
-    (pure noise in VP space, as diffusers' text-to-image pipelines start whatever the first timestep: so also
-    for an original_inference_steps whose grid tops out below t = 999); any other latent is noised as img2img,
-    x_t = x_0 + σ·z, also at strength 1.0 (core uses the text-to-image scaling there)."""
+    (pure noise in VP space, as diffusers' LCM / TCD / DDIM text-to-image pipelines start whatever the first
+    timestep: so also for t = 800, t = 399 or a grid that tops out below t = 999); any other latent is noised as
+    img2img, x_t = x_0 + σ·z, also at strength 1.0 (core uses the text-to-image scaling there)."""
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, *args, **kwargs):
         self._empty_latent = latent_image is None or not bool(torch.any(latent_image != 0))
@@ -358,16 +464,30 @@ class LCMKSampler(comfy.samplers.KSAMPLER):
         return getattr(self, "_empty_latent", True)
 
 
-def lcm_sampler(kind: str = "lcm", gamma: float = 0.3, noise_sampler=None) -> LCMKSampler:
-    """A SAMPLER for SamplerCustom(Advanced): `lcm`, or `tcd` with stochasticity `gamma`."""
-    if kind not in ("lcm", "tcd"):
-        raise ValueError(f"unknown sampler {kind!r}: use 'lcm' or 'tcd'")
+class EulerKSampler(comfy.samplers.KSAMPLER):
+    """KSAMPLER with EulerDiscreteScheduler's start noise for trailing spacing: x = x_0 + σ_0·z, i.e. σ_max·z for
+    text-to-image (diffusers' init_noise_sigma), not core's √(1 + σ_max²)·z."""
+
+    def max_denoise(self, model_wrap, sigmas):
+        return False
+
+
+SAMPLER_FUNCTIONS = {"lcm": sample_lcm, "tcd": sample_tcd, "ddim": sample_ddim_trailing,
+                     "euler": sample_euler_trailing}
+
+
+def lcm_sampler(kind: str = "lcm", gamma: float = 0.3, noise_sampler=None) -> comfy.samplers.KSAMPLER:
+    """A SAMPLER for SamplerCustom(Advanced): `lcm`, `tcd` with stochasticity `gamma`, `ddim` or `euler` (trailing,
+    diffusers' DDIM / Euler schedulers); `noise_sampler` replaces the seeded per-step noise (lcm, tcd)."""
+    if kind not in SAMPLER_FUNCTIONS:
+        raise ValueError(f"unknown sampler {kind!r}: use one of {', '.join(SAMPLER_FUNCTIONS)}")
     if kind == "tcd" and not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1] (got {gamma}); 0.3 is TCD's default")
-    options = {"gamma": None if kind == "lcm" else float(gamma)}
-    if noise_sampler is not None:
+    options = {"gamma": float(gamma)} if kind == "tcd" else {}
+    if noise_sampler is not None and kind in ("lcm", "tcd"):
         options["noise_sampler"] = noise_sampler
-    return LCMKSampler(sample_lcm_kit, extra_options=options)
+    cls = EulerKSampler if kind == "euler" else LCMKSampler
+    return cls(SAMPLER_FUNCTIONS[kind], extra_options=options)
 
 
 def ensure_finite_latent(samples: torch.Tensor, what: str = "latent_image") -> None:

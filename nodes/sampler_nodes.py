@@ -10,19 +10,18 @@ import latent_preview
 
 from . import compat, lcm_math, status
 from .input_checks import finite_number, widget_value_problem
-from .lcm_sampling import (check_latent_channels, cfg_warning, empty_strength_warning, ensure_finite_latent,
-                           grid_warning, lcm_sampler, lcm_sigmas, patch_lcm_sampling)
+from .lcm_sampling import (check_latent_channels, check_recipe_prediction, cfg_warning, empty_strength_warning,
+                           ensure_finite_latent, grid_warning, lcm_sampler, patch_lcm_sampling, timestep_sigmas,
+                           train_timesteps)
 
 log = logging.getLogger("lcm_kit")
 CATEGORY = "LCM Kit/sampling"
-SAMPLERS = ["lcm", "tcd"]
+SAMPLERS = list(lcm_math.SAMPLER_METHODS)   # new methods are appended: saved workflows store the name
 
 
 def _steps_input():
     return ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
-                    "Denoising steps. 4 is the sweet spot for LCM; 2 for interactive drafting, 8 for final "
-                    "output, 1 only for previews. Ignored when steps_preset is not \"custom (use steps)\": the "
-                    "preset's step count is used instead."})
+                    "Steps: 4 sweet spot, 2 drafts, 8 final. Unused with a preset, timesteps or fixed recipe."})
 
 
 def _strength_input():
@@ -42,39 +41,63 @@ def original_steps_input(tooltip: str = "Distillation steps: an LCM is trained t
 def _sampler_inputs():
     return {
         "sampler": (SAMPLERS, {"default": "lcm", "tooltip":
-                               "lcm: classic Latent Consistency sampling (diffusers LCMScheduler). tcd: Trajectory "
-                               "Consistency Distillation sampling (diffusers TCDScheduler), for TCD models/LoRAs; "
-                               "uses gamma."}),
+                               "lcm, tcd (uses gamma); ddim / euler trailing (Hyper-SD, PCM / Lightning)."}),
         "gamma": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                            "TCD only: stochasticity. 0 = deterministic, more detail; higher = smoother; 0.3 is "
-                            "TCD's default. Ignored by lcm."}),
+                            "TCD's stochasticity: 0 deterministic, 0.3 default. A TCD recipe sets it."}),
     }
 
 
-def check_queued_schedule(node_class, steps=None, strength=None, original_inference_steps=None,
-                          steps_preset=None) -> bool:
-    """VALIDATE_INPUTS of the LCM Sampler and LCM Scheduler: a schedule the widget values cannot give (strength
-    too low for the steps, steps above original_inference_steps) is refused when the prompt is queued, before
-    any model loads, naming the input and the fix. A value from a link is not known yet (None): the node checks
-    it at run time.
+def _optional_inputs():
+    """The inputs appended for issue 23 (optional, at the end: saved workflows keep loading)."""
+    return {
+        "timesteps": ("STRING", {"default": "", "tooltip":
+                                 "Custom timesteps, high to low, < 1000 (DMD2: 999,749,499,249); replaces steps."}),
+        "recipe": (list(lcm_math.RECIPES), {"default": lcm_math.RECIPE_NONE, "tooltip":
+                                            "Your file's model-card settings (DMD2, Hyper-SD, TCD, PCM, Lightning)."}),
+    }
+
+
+def _number(spec: tuple, value):
+    """A widget value as ComfyUI converts it (int for INT, float for FLOAT), once widget_value_problem passed it."""
+    kind = spec[0]
+    return int(value) if kind == "INT" else float(value) if kind == "FLOAT" else value
+
+
+def check_queued_schedule(node_class, **values) -> bool:
+    """VALIDATE_INPUTS of the LCM Sampler and LCM Scheduler: a schedule the widget values cannot give (a value that is
+    no number, strength too low for the steps, steps above original_inference_steps, a timesteps list diffusers
+    refuses, steps outside a recipe's range) is refused when the prompt is queued, before any model loads, naming the
+    input and the fix. A value from a link is not known yet (None): the node checks it at run time.
 
     Raises ScheduleError rather than returning the message: ComfyUI (execution.validate_inputs, v0.3.75 and
     0.33) repeats a returned message once per argument of VALIDATE_INPUTS, while an exception raised here is
     reported once, for this node (as "exception_during_inner_validation"). Taking these arguments also turns
     off core's own min/max and list checks of them, so the widget ranges are checked here too."""
-    values = {"steps": steps, "strength": strength, "original_inference_steps": original_inference_steps,
-              "steps_preset": steps_preset}
-    specs = node_class.INPUT_TYPES()["required"]
+    types = node_class.INPUT_TYPES()
+    specs = {**types["required"], **types.get("optional", {})}
+    known = {}
     for name, value in values.items():
-        problem = value is not None and name in specs and widget_value_problem(specs[name], name, value)
+        if value is None or name not in specs:
+            continue
+        problem = widget_value_problem(specs[name], name, value)
         if problem:
             raise lcm_math.ScheduleError(problem)
+        known[name] = _number(specs[name], value)
+    if known.get("timesteps"):
+        lcm_math.parse_timesteps(known["timesteps"])     # a list diffusers refuses, even when the rest is linked
+    steps_preset = known.get("steps_preset")
     preset_steps = lcm_math.STEP_PRESETS.get(steps_preset)
-    steps = preset_steps or steps
-    if None in (steps, strength, original_inference_steps):
+    if preset_steps:
+        known["steps"] = preset_steps
+    needed = [n for n in ("steps", "strength", "original_inference_steps", "sampler", "timesteps", "recipe")
+              if n in values or n in ("timesteps", "recipe")]
+    defaults = {"sampler": "lcm", "timesteps": "", "recipe": lcm_math.RECIPE_NONE}
+    if any(values.get(n, defaults.get(n)) is None for n in needed):
         return True
     try:
-        lcm_math.check_schedule(int(steps), float(strength), int(original_inference_steps))
+        lcm_math.plan_schedule(known.get("sampler", "lcm"), 0.3, known["steps"], known["strength"],
+                               known["original_inference_steps"], known.get("timesteps", ""),
+                               known.get("recipe", lcm_math.RECIPE_NONE))
     except lcm_math.ScheduleError as e:
         if preset_steps:
             raise lcm_math.ScheduleError(f"steps_preset {steps_preset!r} sets steps to {preset_steps}: {e}") from None
@@ -82,11 +105,23 @@ def check_queued_schedule(node_class, steps=None, strength=None, original_infere
     return True
 
 
+def plan_for(model, sampler, gamma, steps, strength, original_inference_steps, timesteps, recipe):
+    """The node's schedule (`lcm_math.plan_schedule` on `model`'s noise schedule), its recipe checked against the
+    model's prediction type."""
+    strength = finite_number(strength, "strength")
+    plan = lcm_math.plan_schedule(sampler, gamma, int(steps), strength, int(original_inference_steps),
+                                  timesteps or "", recipe, train_timesteps(model))
+    check_recipe_prediction(model, recipe, plan.prediction)
+    return plan
+
+
 class LCMSampler:
     DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
                    "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
                    "LCM-LoRA Loader; works with any ControlNet conditioning. Text-to-image from an Empty Latent "
-                   "Image, img2img from a VAE Encode with strength < 1.")
+                   "Image, img2img from a VAE Encode with strength < 1. For DMD2, Hyper-SD, TCD, PCM and "
+                   "SDXL-Lightning pick the recipe named after the file you loaded: it sets the card's scheduler, "
+                   "timesteps and gamma, and the status line says what it set, for which files.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "sample"
@@ -112,14 +147,17 @@ class LCMSampler:
             "steps_preset": (list(lcm_math.STEP_PRESETS), {"default": "custom (use steps)", "tooltip":
                              "Quality vs. speed: anything but \"custom (use steps)\" overrides the steps widget: "
                              "preview 1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
-        }}
+        }, "optional": _optional_inputs()}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, steps_preset=None):
-        return check_queued_schedule(cls, steps, strength, original_inference_steps, steps_preset)
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, steps_preset=None,
+                        sampler=None, timesteps="", recipe=lcm_math.RECIPE_NONE):
+        return check_queued_schedule(cls, steps=steps, strength=strength,
+                                     original_inference_steps=original_inference_steps, steps_preset=steps_preset,
+                                     sampler=sampler, timesteps=timesteps, recipe=recipe)
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, strength, sampler, gamma,
-               original_inference_steps, steps_preset="custom (use steps)"):
+               original_inference_steps, steps_preset="custom (use steps)", timesteps="", recipe=lcm_math.RECIPE_NONE):
         if steps_preset not in lcm_math.STEP_PRESETS:
             raise ValueError(f"unknown steps_preset {steps_preset!r}; valid: {', '.join(lcm_math.STEP_PRESETS)}")
         steps = lcm_math.STEP_PRESETS[steps_preset] or steps
@@ -128,13 +166,16 @@ class LCMSampler:
         ensure_finite_latent(samples)
         # Inputs first, before anything is patched: linked values skip ComfyUI's min/max checks.
         cfg = finite_number(cfg, "cfg")
-        lcm_math.check_schedule(steps, strength, original_inference_steps)
-        sampler_obj = lcm_sampler(sampler, gamma)
+        plan = plan_for(model, sampler, gamma, steps, strength, original_inference_steps, timesteps, recipe)
+        sampler_obj = lcm_sampler(plan.sampler, gamma if plan.gamma is None else plan.gamma)
 
-        patched = patch_lcm_sampling(model, original_inference_steps)
-        sigmas = lcm_sigmas(patched, steps, strength, original_inference_steps)
-        warnings = [w for w in [cfg_warning(cfg), empty_strength_warning(samples, strength),
-                                grid_warning(model, original_inference_steps, "sampler", replaces_sampling=True)] if w]
+        lcm_family = plan.sampler in ("lcm", "tcd")
+        patched = patch_lcm_sampling(model, original_inference_steps) if lcm_family else model
+        sigmas = timestep_sigmas(patched, plan.timesteps)
+        warnings = plan.warnings + [w for w in [
+            cfg_warning(cfg) if recipe == lcm_math.RECIPE_NONE else None, empty_strength_warning(samples, strength),
+            grid_warning(model, original_inference_steps, "sampler", replaces_sampling=True) if lcm_family else None]
+            if w]
 
         samples = compat.fix_empty_latent(patched, latent_image)
         noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
@@ -145,12 +186,14 @@ class LCMSampler:
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
         out = {k: v for k, v in latent_image.items() if k not in compat.LATENT_SAMPLER_KEYS}
         out["samples"] = out_samples
-        return status.node_output((out,), warnings=warnings, node="LCM Sampler")
+        return status.node_output((out,), info=plan.info, warnings=warnings, node="LCM Sampler")
 
 
 class LCMScheduler:
     DESCRIPTION = ("LCM timesteps as SIGMAS for SamplerCustom / SamplerCustomAdvanced, exactly diffusers' "
-                   "LCMScheduler.set_timesteps(steps, strength). Pair with the LCM / TCD Sampler node.")
+                   "LCMScheduler.set_timesteps(steps, strength), or a custom timesteps list (set_timesteps(timesteps=)), "
+                   "or a model card's recipe (DMD2, Hyper-SD, TCD, PCM, Lightning: trailing DDIM / Euler schedules "
+                   "too). Pair with the LCM / TCD Sampler node set to the sampler the status line names.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"
@@ -162,15 +205,24 @@ class LCMScheduler:
             "steps": _steps_input(),
             "strength": _strength_input(),
             "original_inference_steps": original_steps_input(),
-        }}
+        }, "optional": _optional_inputs()}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None):
-        return check_queued_schedule(cls, steps, strength, original_inference_steps)
+    def VALIDATE_INPUTS(cls, steps=None, strength=None, original_inference_steps=None, timesteps="",
+                        recipe=lcm_math.RECIPE_NONE):
+        return check_queued_schedule(cls, steps=steps, strength=strength,
+                                     original_inference_steps=original_inference_steps, timesteps=timesteps,
+                                     recipe=recipe)
 
-    def get_sigmas(self, model, steps, strength, original_inference_steps):
-        sigmas = lcm_sigmas(model, steps, strength, original_inference_steps)
-        return status.node_output((sigmas,), warnings=[grid_warning(model, original_inference_steps, "scheduler")],
+    def get_sigmas(self, model, steps, strength, original_inference_steps, timesteps="", recipe=lcm_math.RECIPE_NONE):
+        plan = plan_for(model, "lcm", 0.3, steps, strength, original_inference_steps, timesteps, recipe)
+        sigmas = timestep_sigmas(model, plan.timesteps)
+        info = list(plan.info)
+        if recipe != lcm_math.RECIPE_NONE:
+            gamma = f", gamma {plan.gamma:g}" if plan.gamma is not None else ""
+            info.append(f"Wire these SIGMAS to the LCM / TCD Sampler node set to sampler {plan.sampler}{gamma}.")
+        return status.node_output((sigmas,), info=info, warnings=plan.warnings + [
+            grid_warning(model, original_inference_steps, "scheduler") if plan.sampler in ("lcm", "tcd") else None],
                                   node="LCM Scheduler")
 
 

@@ -164,3 +164,26 @@ def test_model_that_already_has_lcm_sampling_is_not_cloned_again(pack, comfy):
     assert patched is not model and not isinstance(model.get_model_object("model_sampling"), lcm.LCMModelSampling)
     assert lcm.patch_lcm_sampling(patched) is patched
     assert lcm.patch_lcm_sampling(patched, 25) is not patched
+
+
+def test_a_recipe_for_another_prediction_type_is_refused(comfy):
+    """SDXL-Lightning's 1-step UNet predicts x0: its recipe on an eps model stops before sampling, saying what to add."""
+    comfy.run(graphs.lcm_graph(prefix="x0-recipe", recipe="SDXL-Lightning 1-step x0 UNet (Euler trailing)"),
+              check=False)
+    err = comfy.error()
+    assert err is not None and err["exception_type"] == "lcm_kit.ScheduleError"
+    assert "is for an x0 model: put core's ModelSamplingDiscrete (sampling x0) before this node" in \
+        err["exception_message"] and "this MODEL predicts eps" in err["exception_message"]
+
+
+def test_an_absurd_linked_lora_strength_is_blamed_not_the_model(comfy):
+    """A strength of 9e18 from a math node made the UNet overflow, and the error blamed fp16 or the LoRA file."""
+    g = graphs.lcm_graph(prefix="huge-strength", steps=1)
+    g["strength"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 9e18}}
+    g["lora"] = {"class_type": "LCMKitLoraLoader", "inputs": {"model": ["ckpt", 0], "lora_name": "auto",
+                                                               "strength": ["strength", 0]}}
+    g["sampler"]["inputs"]["model"] = ["lora", 0]
+    comfy.run(g, check=False)
+    err = comfy.error()
+    assert err is not None and "strength is 9e+18, far outside any usable value" in err["exception_message"]
+    assert "fp16" not in err["exception_message"]

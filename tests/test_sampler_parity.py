@@ -13,6 +13,7 @@ from diffusers import LCMScheduler, TCDScheduler
 import graphs
 from graphs import status_texts
 from support import tiny_models
+from support.diffusers_reference import DIFFUSERS_PREDICTION, pipeline_reference, step_noise_seed
 
 STRENGTHS = [1.0, 0.9, 0.8, 0.75, 0.5, 0.3, 0.1]
 TOL = 1e-4
@@ -214,7 +215,6 @@ def test_tcd_matches_diffusers(lcm, sd15, gamma, steps, strength):
 
 SEED = 7
 TEXT = "a tiny red fox"   # graphs.lcm_graph's prompt; its negative is ""
-DIFFUSERS_PREDICTION = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample"}
 
 
 @pytest.fixture(scope="module")
@@ -228,18 +228,6 @@ def prompts(comfy):
     return tuple(nodes.CLIPTextEncode().encode(clip, t)[0][0][0] for t in (TEXT, ""))
 
 
-def step_noise_seed(seed: int, shape=(1, 4, 8, 8)) -> int:
-    """The seed of the generator that ComfyUI's seeded per-step noise sampler (k-diffusion's default_noise_sampler, the
-    one core's samplers and ours use) draws from on this CPU: `seed` on v0.3.75; `seed + 1` on upstream 0.33, which
-    moved it off the start noise's stream on CPU. Found by drawing, so a later change fails here, by name."""
-    from comfy.k_diffusion.sampling import default_noise_sampler
-    drawn = default_noise_sampler(torch.zeros(shape), seed=seed)(torch.tensor(1.0), torch.tensor(0.5))
-    for candidate in (seed, seed + 1):
-        if torch.equal(drawn, torch.randn(shape, generator=torch.Generator().manual_seed(candidate))):
-            return candidate
-    raise AssertionError(f"ComfyUI's per-step noise for seed {seed} is neither torch seed {seed} nor {seed + 1}")
-
-
 def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, strength=1.0, image=None,
                         gamma=None, prediction="eps", size=8, timesteps=None):
     """diffusers' loop for what graphs.lcm_graph(seed=SEED) samples; `image` in model space for img2img. Fed the
@@ -251,16 +239,18 @@ def diffusers_reference(unet, prompts, scheduler_cls, steps, original_steps=50, 
 
 
 def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_steps=None, prediction=None,
-              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False, scheduler="simple", expect_error=False):
+              sampler="lcm", gamma=0.3, steps=4, strength=1.0, img2img=False, scheduler="simple", expect_error=False,
+              **schedule):
     """Runs graphs.lcm_graph through one route; returns (model-space latent, outputs).
 
     route: "all-in-one" (LCM Sampler), "custom" (SamplerCustom), "advanced" (SamplerCustomAdvanced) or "ksampler"
     (core KSampler, sampler lcm, `scheduler`) or "basic" (core's BasicScheduler `scheduler` into SamplerCustom with
     LCM Kit's sampler). `prediction` puts core's ModelSamplingDiscrete before the LCM nodes; `loader_steps` the
-    LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid. `expect_error`: the run must fail (see
-    comfy.error()); returns (None, {})."""
+    LCM-LoRA Loader (strength 0: LCM model sampling only) with that grid. `schedule`: the recipe / timesteps widgets
+    of the LCM Sampler, or of the LCM Scheduler on the custom / advanced routes (absent: a workflow saved before
+    them). `expect_error`: the run must fail (see comfy.error()); returns (None, {})."""
     g = graphs.lcm_graph(prefix=prefix, seed=SEED, steps=steps, strength=strength, sampler=sampler, gamma=gamma,
-                         original_inference_steps=original_steps)
+                         original_inference_steps=original_steps, **schedule)
     if img2img:
         g = graphs.img2img(g)
         g["orig"] = {"class_type": "SaveLatent", "inputs": {"samples": ["latent", 0], "filename_prefix": f"{prefix}-in"}}
@@ -276,6 +266,7 @@ def run_route(comfy, base_dir, model, route, prefix, original_steps=50, loader_s
     if route in ("custom", "advanced"):
         g = graphs.sampler_custom(g, advanced=route == "advanced", model=m, steps=steps, strength=strength,
                                   original_inference_steps=original_steps, sampler=sampler, gamma=gamma, seed=SEED)
+        g["sigmas"]["inputs"].update(schedule)
     elif route == "ksampler":
         g["sampler"] = {"class_type": "KSampler", "inputs": {
             "model": m, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "seed": SEED,
@@ -454,3 +445,104 @@ def test_unsupported_model_sampling_is_a_clear_error(comfy, node, sampling, name
     err = comfy.error()
     assert err is not None and named in err["exception_message"]
     assert "SD1.x, SD2.x, SDXL" in err["exception_message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Custom timesteps and the model cards' recipes (issue 23), against diffusers' pipelines with each card's settings.
+# img2img of a fixed or trailing list follows diffusers' generic StableDiffusion(XL)Img2ImgPipeline: the last
+# int(N·strength) timesteps (get_timesteps + set_begin_index); lcm / tcd on the LCM grid follow the LCM img2img
+# pipeline (strength into set_timesteps), as before.
+# --------------------------------------------------------------------------------------------------
+
+RECIPE_CASES = {   # recipe → (method, the card's timesteps or None, gamma, steps, prediction)
+    "LCM-LoRA (LCM)": ("lcm", None, None, 4, "eps"),
+    "PCM LCM-like LoRA (LCM)": ("lcm", None, None, 4, "eps"),
+    "TCD-LoRA (TCD)": ("tcd", None, 0.3, 4, "eps"),
+    "Hyper-SD 1-step unified LoRA (TCD, 1-8 steps)": ("tcd", None, 1.0, 2, "eps"),
+    "Hyper-SDXL 1-step UNet (LCM, t 800)": ("lcm", [800], None, 1, "eps"),
+    "DMD2 4-step (LCM, 999,749,499,249)": ("lcm", [999, 749, 499, 249], None, 4, "eps"),
+    "DMD2 1-step (LCM, t 399)": ("lcm", [399], None, 1, "eps"),
+    "Hyper-SD N-step LoRA (DDIM trailing)": ("ddim", None, None, 3, "eps"),
+    "PCM N-step LoRA (DDIM trailing)": ("ddim", None, None, 4, "eps"),
+    "SDXL-Lightning N-step (Euler trailing)": ("euler", None, None, 4, "eps"),
+    "SDXL-Lightning 1-step x0 UNet (Euler trailing)": ("euler", [999], None, 1, "x0"),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPE_CASES))
+@pytest.mark.parametrize("route, img2img", [("all-in-one", False), ("all-in-one", True), ("custom", False),
+                                            ("advanced", True)])
+def test_recipes_match_their_cards_diffusers_settings(comfy, base_dir, sd15, prompts, recipe, route, img2img):
+    """Each recipe on the LCM Sampler, and on the LCM Scheduler + LCM / TCD Sampler (SamplerCustom, SamplerCustomAdvanced),
+    txt2img and img2img (strength 0.5; a 1-step recipe at strength 1.0 on the image: one timestep cannot be halved)
+    against diffusers' pipeline with the card's scheduler settings."""
+    model, unet = sd15
+    method, timesteps, gamma, steps, prediction = RECIPE_CASES[recipe]
+    strength = 0.5 if img2img and steps > 1 else 1.0
+    if route == "all-in-one":   # widgets the recipe overrides are set to other values
+        widgets = {"sampler": "tcd" if method == "lcm" else "lcm", "gamma": 0.05, "steps": 2 if timesteps else steps}
+    else:                       # the scheduler's recipe sets the SIGMAS; the SAMPLER is wired as its status line says
+        widgets = {"sampler": method, "gamma": 0.3 if gamma is None else gamma, "steps": steps}
+    ours, outputs = run_route(comfy, base_dir, model, route, f"recipe-{method}-{steps}-{route}-{img2img}",
+                              recipe=recipe, strength=strength, img2img=img2img,
+                              prediction=None if prediction == "eps" else prediction, **widgets)
+    ours = model_space(model, ours)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig")) if img2img else None
+    ref = pipeline_reference(unet, prompts, method, steps, timesteps, strength, image, gamma, prediction)
+    err = (ours - ref).abs().max().item()
+    print(f"{recipe} via {route} img2img={img2img}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    node = "sampler" if route == "all-in-one" else "sigmas"
+    (info,) = [t for t in status_texts(outputs[node], "info") if t.startswith("recipe ")]
+    assert info.startswith(f"recipe {recipe} (for ") and "suggested cfg" in info and "(set by the recipe)" in info
+    if route != "all-in-one":
+        assert any(f"LCM / TCD Sampler node set to sampler {method}" in t for t in status_texts(outputs[node], "info"))
+
+
+@pytest.mark.parametrize("route, sampler, timesteps, img2img", [
+    ("all-in-one", "lcm", "399", False),                   # unit start noise at any first t (core: σ(399)·z, 0.76×)
+    ("all-in-one", "tcd", "999, 749, 499, 249", True),     # img2img 0.5: the last 2, TCD's last step to ᾱ_0
+    ("custom", "tcd", "800,500,200", False),
+    ("advanced", "lcm", "[999, 759, 499, 259]", True),
+])
+def test_custom_timesteps_match_diffusers(comfy, base_dir, sd15, prompts, route, sampler, timesteps, img2img):
+    """The `timesteps` input as diffusers' pipelines pass `timesteps=` (set_timesteps(timesteps=…)); img2img at
+    strength 0.5 keeps the last int(N·0.5) of them, as the generic img2img pipeline; the widget steps is not used."""
+    model, unet = sd15
+    strength = 0.5 if img2img else 1.0
+    ours, outputs = run_route(comfy, base_dir, model, route, f"custom-ts-{sampler}-{route}", sampler=sampler, steps=2,
+                              strength=strength, img2img=img2img, timesteps=timesteps)
+    image = model_space(model, graphs.saved_latent(outputs, base_dir, "orig")) if img2img else None
+    listed = [int(t) for t in timesteps.strip("[]").replace(",", " ").split()]
+    gamma = 0.3 if sampler == "tcd" else None
+    ref = pipeline_reference(unet, prompts, sampler, timesteps=listed, strength=strength, image=image, gamma=gamma)
+    err = (model_space(model, ours) - ref).abs().max().item()
+    print(f"timesteps {listed} {sampler} via {route} img2img={img2img}: max|Δ| vs diffusers {err:.2e}")
+    assert err <= TOL
+    node = "sampler" if route == "all-in-one" else "sigmas"
+    off = [t for t in listed[1:] if (t + 1) % 20]
+    warnings = status_texts(outputs[node], "warning")
+    assert bool(off) == any(f"timesteps {', '.join(map(str, off))} are not on the 50-step" in w for w in warnings)
+
+
+def test_core_ksampler_is_exact_for_dmd2_4_step_on_default_model_sampling(comfy, base_dir, sd15, prompts):
+    """README: core's KSampler (sampler lcm, scheduler simple) on the checkpoint's own model sampling runs DMD2's
+    999,749,499,249; without LCM's boundary condition, which is below 1e-7 at t ≥ 249."""
+    model, unet = sd15
+    ours, _ = run_route(comfy, base_dir, model, "ksampler", "core-dmd2", scheduler="simple")
+    ref = pipeline_reference(unet, prompts, "lcm", timesteps=[999, 749, 499, 249])
+    assert (model_space(model, ours) - ref).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("sampler", ["lcm", "tcd", "ddim", "euler"])
+def test_samplers_honour_disable_for_the_progress_bar(lcm, sd15, sampler, capsys):
+    """k-diffusion's convention: a tqdm bar on stderr unless `disable` (core passes its --disable-progress-bars)."""
+    import comfy.sample
+    model, _ = sd15
+    noise, _, ctx, unctx = _inputs(seed=1)
+    sigmas = lcm.lcm_sampling.timestep_sigmas(model, [999, 499])
+    for disable in (False, True):
+        comfy.sample.sample_custom(model, noise, 1.0, lcm.lcm_sampling.lcm_sampler(sampler), sigmas, [[ctx, {}]],
+                                   [[unctx, {}]], torch.zeros_like(noise), disable_pbar=disable, seed=0)
+        bar = "2/2" in capsys.readouterr().err
+        assert bar is not disable, (sampler, disable)

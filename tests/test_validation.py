@@ -135,3 +135,32 @@ def test_lora_listed_then_deleted_is_told_it_is_gone(server, base_dir):
     assert error["extra_info"]["input_name"] == "lora_name"
     assert "'deleted-later.safetensors' is not on disk in the loras folder" in error["details"]
     assert "moved or deleted after the page listed it" in error["details"] and "press R" in error["details"]
+
+
+@pytest.mark.parametrize("node, timesteps, rule", [
+    ("sampler", "999,499,749", "must be strictly descending (diffusers refuses the list too): 749 follows 499"),
+    ("sigmas", "1000, 500", "must be below 1000"),
+    ("sampler", "999,500.5", "500.5 is not a whole number"),
+])
+def test_a_timesteps_list_diffusers_refuses_is_refused_at_queue_time_once(server, node, timesteps, rule):
+    g = graphs.lcm_graph(timesteps=timesteps) if node == "sampler" else \
+        graphs.sampler_custom(graphs.lcm_graph(), advanced=True)
+    if node == "sigmas":
+        g["sigmas"]["inputs"]["timesteps"] = timesteps
+    message = schedule_message(rejected(server, g), node=node)
+    assert rule in message and "e.g. 999,749,499,249" in message
+
+
+def test_steps_outside_a_recipes_range_is_refused(server):
+    message = schedule_message(rejected(server, graphs.lcm_graph(
+        steps=12, recipe="Hyper-SD 1-step unified LoRA (TCD, 1-8 steps)")))
+    assert "runs 1-8 steps (its card), got steps 12" in message
+
+
+def test_a_value_that_is_no_number_is_named_not_a_python_comparison_error(server):
+    """An API client sends steps "abc": core's own conversion error, and the check's, which names the input and
+    the fix (it used to compare the unconverted text: "'<' not supported between instances of 'str' and 'int'")."""
+    errors = rejected(server, graphs.lcm_graph(steps="abc"))
+    details = [e["details"] for e in errors["sampler"]["errors"]]
+    assert not any("not supported between" in d for d in details), details
+    assert "steps 'abc' is not a whole number: give steps as a number (e.g. 4)." in details

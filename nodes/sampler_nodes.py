@@ -21,20 +21,15 @@ SAMPLERS = list(lcm_math.SAMPLER_METHODS)   # new methods are appended: saved wo
 
 def _steps_input():
     return ("INT", {"default": 4, "min": 1, "max": 50, "tooltip":
-                    "Steps: 4 sweet spot, 2 drafts, 8 final. Unused with a preset, timesteps or fixed recipe."})
+                    "4 is the sweet spot, 2 for drafts, 8 final; a preset or timesteps overrides it."})
 
 
 def _strength_input():
     return ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
-                      "img2img strength: 1.0 = text-to-image (start from noise). 0.3-0.5 keeps close to the "
-                      "input image, 0.7-0.9 lets the model reimagine it. Needs strength × original_inference_steps "
-                      "≥ steps (0.08 for 4 steps at 50); a lower value is rejected when you queue."})
+                      "1.0 text-to-image; img2img: 0.3-0.5 stays close, 0.7-0.9 reimagines."})
 
 
-def original_steps_input(tooltip: str = "Distillation steps: an LCM is trained to jump between the points of a "
-                                        "fixed grid of this many steps (its teacher's schedule), and sampling picks "
-                                        "its steps from that grid. 50 for every published LCM and LCM-LoRA; change "
-                                        "only for a model distilled on another grid."):
+def original_steps_input(tooltip: str = "The grid the LCM was distilled on: 50 for every published LCM."):
     return ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": tooltip})
 
 
@@ -116,12 +111,9 @@ def plan_for(model, sampler, gamma, steps, strength, original_inference_steps, t
 
 
 class LCMSampler:
-    DESCRIPTION = ("Samples a LATENT in 1-8 steps with Latent Consistency Model scheduling that gives the same "
-                   "numbers as diffusers' LCMScheduler (or TCDScheduler). Use after an LCM checkpoint or the "
-                   "LCM-LoRA Loader; works with any ControlNet conditioning. Text-to-image from an Empty Latent "
-                   "Image, img2img from a VAE Encode with strength < 1. For DMD2, Hyper-SD, TCD, PCM and "
-                   "SDXL-Lightning pick the recipe named after the file you loaded: it sets the card's scheduler, "
-                   "timesteps and gamma, and the status line says what it set, for which files.")
+    DESCRIPTION = ("Samples a LATENT in 1-8 steps with diffusers' exact LCM (or TCD) schedule, after an LCM checkpoint "
+                   "or the LCM-LoRA Loader; img2img by strength. For DMD2, Hyper-SD, TCD, PCM or Lightning files pick "
+                   "the recipe named after your file.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "sample"
@@ -129,24 +121,20 @@ class LCMSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "An LCM model: an LCM checkpoint, or a checkpoint through the LCM-LoRA "
-                                           "Loader. LCM's model sampling is set here; no ModelSamplingDiscrete needed."}),
+            "model": ("MODEL", {"tooltip": "An LCM checkpoint, or a checkpoint through the LCM-LoRA Loader."}),
             "positive": ("CONDITIONING", {"tooltip": "Prompt conditioning (ControlNet-applied conditioning works)."}),
             "negative": ("CONDITIONING", {"tooltip": "Only used when cfg > 1; at cfg 1.0 one model pass per step."}),
-            "latent_image": ("LATENT", {"tooltip": "Empty Latent Image for text-to-image, or a VAE-encoded image "
-                                                   "for img2img (set strength). A noise mask is respected."}),
+            "latent_image": ("LATENT", {"tooltip": "Empty Latent Image, or a VAE-encoded image for img2img."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                              "tooltip": "Seed for the start noise and each step's re-noising."}),
             "steps": _steps_input(),
             "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip":
-                              "Classifier-free guidance. LCM was trained with low guidance: keep 1.0-2.0 (1.0 is "
-                              "twice as fast). Higher values wash out or add artifacts; above 2 you get a warning."}),
+                              "Keep 1.0-2.0 (LCM is trained for low guidance); 1.0 is twice as fast."}),
             "strength": _strength_input(),
             **_sampler_inputs(),
             "original_inference_steps": original_steps_input(),
             "steps_preset": (list(lcm_math.STEP_PRESETS), {"default": "custom (use steps)", "tooltip":
-                             "Quality vs. speed: anything but \"custom (use steps)\" overrides the steps widget: "
-                             "preview 1 (thumbnails), draft 2 (interactive), general 4 (sweet spot), final 8."}),
+                             "Quality vs. speed; anything but custom overrides steps (1, 2, 4 or 8)."}),
         }, "optional": _optional_inputs()}
 
     @classmethod
@@ -190,10 +178,8 @@ class LCMSampler:
 
 
 class LCMScheduler:
-    DESCRIPTION = ("LCM timesteps as SIGMAS for SamplerCustom / SamplerCustomAdvanced, exactly diffusers' "
-                   "LCMScheduler.set_timesteps(steps, strength), or a custom timesteps list (set_timesteps(timesteps=)), "
-                   "or a model card's recipe (DMD2, Hyper-SD, TCD, PCM, Lightning: trailing DDIM / Euler schedules "
-                   "too). Pair with the LCM / TCD Sampler node set to the sampler the status line names.")
+    DESCRIPTION = ("LCM timesteps as SIGMAS for SamplerCustom(Advanced): diffusers' exact schedule, a custom "
+                   "timesteps list, or a model card's recipe. Pair with the LCM / TCD Sampler the status line names.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("SIGMAS",)
     FUNCTION = "get_sigmas"

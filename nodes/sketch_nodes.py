@@ -14,11 +14,9 @@ SKETCH_TYPE = "LCMKIT_SKETCH"    # the canvas widget js/sketch.js registers; its
 
 
 class LCMKitSketch:
-    DESCRIPTION = ("A drawing canvas inside the node: brush, colour, eraser, undo/redo, clear, a picture to start "
-                   "from. Outputs the sketch as an IMAGE (for VAE Encode / Fast Encode and img2img at strength "
-                   "0.5-0.7) and the painted area as a MASK (for inpainting). The drawing travels inside the prompt "
-                   f"(a PNG of at most {sketch_data.megabytes(sketch_data.MAX_SKETCH_PNG_BYTES)}); nothing is written to "
-                   "input/. With a Live Preview in live mode, each stroke queues the graph again.")
+    DESCRIPTION = ("A drawing canvas (or your camera) inside the node: the sketch as IMAGE for img2img at strength "
+                   "0.5-0.7, the painted area as MASK. The drawing travels inside the prompt (a PNG of at most "
+                   f"{sketch_data.megabytes(sketch_data.MAX_SKETCH_PNG_BYTES)}); in live mode each stroke queues again.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")

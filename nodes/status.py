@@ -27,11 +27,3 @@ def node_output(result: tuple, info=(), warnings=(), node: str | None = None, **
     for entry in lines:
         (log.warning if entry["level"] == "warning" else log.info)("%s %s%s", LOG_PREFIX, where, entry["text"])
     return {"ui": {UI_KEY: lines, **ui}, "result": tuple(result)}
-
-
-def pack_error(cls: type) -> type:
-    """Class decorator for the pack's exception types: ComfyUI's error reports name an exception by its module path,
-    and ComfyUI imports the pack under its folder's full path ("/…/custom_nodes/lcm-kit.nodes.lcm_math.ScheduleError");
-    this makes it "lcm_kit.ScheduleError"."""
-    cls.__module__ = "lcm_kit"
-    return cls

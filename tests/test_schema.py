@@ -115,12 +115,18 @@ def test_every_node_is_prefixed_described_and_categorised(pack, node_classes):
         assert pack.NODE_DISPLAY_NAME_MAPPINGS.get(node_id, "").endswith("(LCM Kit)"), node_id
 
 
-def test_every_input_has_a_tooltip(node_classes):
-    missing = []
+MAX_TOOLTIP = 80   # one line where the frontend shows it; the detail goes in the description or the README
+
+
+def test_every_input_has_a_one_line_tooltip(node_classes):
+    missing, long = [], []
     for node_id, cls in node_classes:
         for section in ("required", "optional"):
             for name, spec in cls.INPUT_TYPES().get(section, {}).items():
-                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-                if len(opts.get("tooltip", "")) < 15:
+                tip = (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}).get("tooltip", "")
+                if len(tip) < 15:
                     missing.append(f"{node_id}.{name}")
+                elif len(tip) > MAX_TOOLTIP or "\n" in tip:
+                    long.append(f"{node_id}.{name} ({len(tip)} characters)")
     assert not missing, f"inputs without a tooltip: {missing}"
+    assert not long, f"tooltips longer than one line of {MAX_TOOLTIP} characters: {long}"

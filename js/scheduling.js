@@ -493,11 +493,12 @@ export class LiveMode {
         this.onChange();
     }
 
-    /** The run's progress, shown while a view waits for its first frame or once a run takes a while. */
+    /** The run's progress: of a normal Run (live off) always; of live runs while a view waits for its first frame
+     *  or once a run takes a while (a fast run's progress would only flicker). */
     visibleProgress(frame) {
         const p = this.progress;
         if (!p) return null;
-        return !frame || this.clock.now() - p.since >= PROGRESS_AFTER_MS ? p : null;
+        return !this.on || !frame || this.clock.now() - p.since >= PROGRESS_AFTER_MS ? p : null;
     }
 
     /** What a view shows for the node `nodeId`. */

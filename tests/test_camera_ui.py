@@ -4,11 +4,13 @@ node; allowed, the camera's frames become the sketch and stream live frames, unt
 page open for the whole module.)"""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from support import browser as browser_support
 
-SKETCH = 5   # the Sketch node's id in example 9
+SKETCH, PREVIEW = 5, 9   # the Sketch node's and the Live Preview's ids in example 9
 
 
 @pytest.mark.server
@@ -38,6 +40,13 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
         assert b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning") == ""
         state = b.live_state()
         assert state["on"] and state["error"] is None
+        # the readout counts from the camera's capture (there was no edit), and a user sees it
+        b.page.wait_for_function("""(id) => window.app.graph.getNodeById(id).widgets.find((w) => w.name ===
+            'lcm_kit_live_view').element.querySelector('.lcm-kit-readout').textContent.includes('after capture')""",
+                                 arg=PREVIEW, timeout=10_000)
+        readout = b.element_text(PREVIEW, "lcm_kit_live_view", ".lcm-kit-readout")
+        assert re.fullmatch(r"● live · [\d.]+ fps · frame [\d.]+ (ms|s) after capture \(run [\d.]+ (ms|s)\)", readout), readout
+        assert b.text_ink(PREVIEW, "lcm_kit_live_view", ".lcm-kit-readout") > 30, "the readout is not on the screen"
         # the frames are the camera's: the prompts carried different sketches
         sketches = {body["prompt"][str(SKETCH)]["inputs"]["sketch"] for body in b.queued_ids.values()}
         assert len(sketches) >= 3

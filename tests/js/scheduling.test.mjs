@@ -258,3 +258,15 @@ test("live off, a normal Run's frame is shown; live on, frames not of live mode 
     await live.onFrame(frameMeta("run-2", 501), new Blob());
     assert.equal(live.viewState("8").frame.meta.prompt_id, "run-1");
 });
+
+test("a live run's progress shows only before the first frame or once the run takes over a second", async () => {
+    const { clock, graph, live, edits } = await started({ runMs: 100 });
+    graph.text = "slow";
+    edits.changed();
+    await clock.advance(DEFAULT_DEBOUNCE_MS);
+    live.onStart("p2", null);
+    live.onProgress("p2", { node: "6", value: 1, max: 2 });
+    assert.equal(live.viewState("8").progress, null);     // a frame is shown: a fast run's progress would flicker
+    await clock.advance(1000);
+    assert.equal(live.viewState("8").progress.node, "Node #6");
+});

@@ -77,7 +77,7 @@ function syncToggles(targets) {
     }
 }
 
-const transport = new LiveTransport({
+const transport = new LiveTransport(api, {
     isOurs: (id) => live.isOurs(id),
     onStart: (id, timestamp) => live.onStart(id, timestamp),
     onProgress: (id, progress) => live.onProgress(id, progress),

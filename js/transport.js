@@ -1,6 +1,7 @@
 // LCM Kit live mode, the transport: queue a prompt, withdraw or interrupt it, forget it in the history, and the
-// server's events about our prompts (start, progress, end, frames). A helper module: importing it registers nothing;
-// `LiveTransport.listen()` subscribes.
+// server's events about our prompts (start, progress, end, frames). A pure ES module (the frontend's `api` is given;
+// `node --test tests/js` runs it with a fake one): importing it registers nothing; `LiveTransport.listen()`
+// subscribes.
 //
 // Prompts are queued through the frontend's own `api.queuePrompt` (what the Run button ends in; js/compat.js
 // queuePromptUpTo), so other extensions that wrap it see live prompts too. Not `app.queuePrompt`: it applies the
@@ -15,7 +16,6 @@
 // `execution_interrupted` for that prompt (it ends its progress state the same way). A normal Run is untouched.
 // A prompt the server refuses at queue time (HTTP 400 with node_errors) is not shown by the frontend at all
 // (`api.queuePrompt` only throws; the dialog comes from `app.queuePrompt`): `queue` throws its text.
-import { api } from "../../scripts/api.js";
 import { queuePromptUpTo, wrapEventDispatch } from "./compat.js";
 
 export const FRAME_EVENT = "lcm_kit.live_frame";
@@ -32,9 +32,11 @@ export function describeQueueError(body, displayName = (type) => type) {
 }
 
 export class LiveTransport {
-    /** handlers: {isOurs(id), onStart(id, timestamp), onProgress(id, {node, value, max}), onFinished(id, kind,
-     *  detail), onFrame(meta, blob)}; displayName(class_type): a node type's name as the user sees it. */
-    constructor(handlers, displayName = (type) => type) {
+    /** api: the frontend's api (scripts/api.js); handlers: {isOurs(id), onStart(id, timestamp), onProgress(id,
+     *  {node, value, max}), onFinished(id, kind, detail), onFrame(meta, blob)}; displayName(class_type): a node
+     *  type's name as the user sees it. */
+    constructor(api, handlers, displayName = (type) => type) {
+        this.api = api;
         this.handlers = handlers;
         this.displayName = displayName;
         this.posting = 0;              // queue requests under way
@@ -49,7 +51,7 @@ export class LiveTransport {
     listen() {
         if (this.listening) return this.filtering;
         this.listening = true;
-        const h = this.handlers;
+        const h = this.handlers, api = this.api;
         api.addEventListener(FRAME_EVENT, ({ detail }) => { this.pendingMeta = detail; });
         api.addEventListener("b_preview", ({ detail }) => {
             const meta = this.pendingMeta;
@@ -95,7 +97,7 @@ export class LiveTransport {
         if (this.posting > 0) return;
         const held = this.held;
         this.held = [];
-        for (const [type, detail] of held) api.dispatchCustomEvent(type, detail);
+        for (const [type, detail] of held) this.api.dispatchCustomEvent(type, detail);
     }
 
     /** Queue `output` (API format) up to the node ids `targets`. `register(promptId)` runs before any
@@ -105,7 +107,7 @@ export class LiveTransport {
         try {
             let res;
             try {
-                res = await queuePromptUpTo(api, output, workflow, targets);
+                res = await queuePromptUpTo(this.api, output, workflow, targets);
             } catch (e) {
                 const error = new Error(e?.response ? describeQueueError(e.response, this.displayName)
                                                     : `could not queue: ${e?.message ?? e}`);
@@ -122,7 +124,7 @@ export class LiveTransport {
     }
 
     post(path, body) {
-        return api.fetchApi(path, {
+        return this.api.fetchApi(path, {
             method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
         }).catch(() => {});
     }

@@ -24,7 +24,7 @@ USER_COLOR, USER_BGCOLOR = "#2a4d6a", "#1d3347"
 READOUT = re.compile(r"● live · (?:[\d.]+ fps · )?frame [\d.]+ (?:ms|s) after your edit \(run [\d.]+ (?:ms|s)\)")
 
 
-@pytest.fixture(scope="module", params=["own", "newest"])
+@pytest.fixture(scope="module", params=browser_support.FRONTENDS)
 def ui_server(request, server, base_dir, tmp_path_factory):
     """The session's server with its own frontend, or a second one on the same base directory serving the
     newest frontend."""
@@ -35,19 +35,12 @@ def ui_server(request, server, base_dir, tmp_path_factory):
         yield srv
 
 
-@pytest.fixture(scope="module", params=["classic", "nodes2"])
+@pytest.fixture(scope="module", params=browser_support.RENDERERS)
 def page(request, ui_server, base_dir):
     """The frontend with one node renderer, the live workflow loaded (the hostile LoRA name, cfg 3 for the
     sampler's warning, a colour the user gave the sampler) and live mode switched on with the command."""
-    vue = request.param == "nodes2"
-    browser_support.write_frontend_settings(base_dir, {"Comfy.VueNodes.Enabled": vue})
-    with browser_support.Browser(ui_server.url) as b:
-        b.vue = vue
-        b.js("""() => { const t = window.lcmKitTest = { errors: [], preview: null };
-            const { api } = window.comfyAPI.api;
-            api.addEventListener('execution_error', ({ detail }) => t.errors.push(detail.prompt_id));
-            api.addEventListener('b_preview', ({ detail }) => { const r = new FileReader();
-                r.onload = () => { t.preview = r.result; }; r.readAsDataURL(detail); }); }""")
+    with browser_support.renderer_page(ui_server, base_dir, request.param) as b:
+        vue = b.vue
         wf = browser_support.live_workflow(size=128, text=f"a red fox, {request.param}")
         for node in wf["nodes"]:
             if node["id"] == LORA_NODE:

@@ -80,6 +80,23 @@ def frontend_server(frontend: str, server, base: Path, log_dir: Path):
         newest.stop()
 
 
+# The browser tests' 2×2: the server's own frontend and the newest one, each with both node renderers.
+FRONTENDS = ["own", "newest"]
+RENDERERS = ["classic", "nodes2"]
+
+
+@contextlib.contextmanager
+def renderer_page(server, base: Path, renderer: str):
+    """A Browser on `server` with the node renderer `renderer` ("classic", or "nodes2": Nodes 2.0), recording what
+    the page receives (Browser.record_frames); `b.vue` says which renderer."""
+    vue = renderer == "nodes2"
+    write_frontend_settings(base, {"Comfy.VueNodes.Enabled": vue})
+    with Browser(server.url) as b:
+        b.vue = vue
+        b.record_frames()
+        yield b
+
+
 def prepare_base(base: Path, settings: dict | None = None, write_settings: bool = True) -> None:
     """Ready `base` for a browser test: pytest.skip when Chromium or Playwright is missing, serve the tiny models
     under the examples' public names, and write the frontend settings (the tests' defaults + `settings`), unless
@@ -204,6 +221,18 @@ class Browser:
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def record_frames(self) -> None:
+        """Record, through the frontend's api (what any extension sees of the websocket), the frames the server sends
+        (window.lcmKitTest.frames: {prompt id: data URL}; .preview: the last binary preview of any kind) and the ids
+        of prompts whose execution_error reached the frontend (.errors)."""
+        self.js("""() => { const t = window.lcmKitTest = { frames: {}, preview: null, errors: [] }; let meta = null;
+            const { api } = window.comfyAPI.api;
+            api.addEventListener('execution_error', ({ detail }) => t.errors.push(detail.prompt_id));
+            api.addEventListener('lcm_kit.live_frame', ({ detail }) => { meta = detail; });
+            api.addEventListener('b_preview', ({ detail }) => { const m = meta; meta = null;
+                const r = new FileReader(); r.onload = () => { t.preview = r.result; if (m) t.frames[m.prompt_id] = r.result; };
+                r.readAsDataURL(detail); }); }""")
 
     def frontend_version(self) -> str:
         return self.js("() => window.__COMFYUI_FRONTEND_VERSION__ ?? ''")

@@ -139,9 +139,14 @@ export function watchGraph(graph, notify) {
     return true;
 }
 
-/** True where setting a node's `mode` reaches its graph's trigger (LiteGraph's instrumented node properties). */
+/** True where setting a node's `mode` reaches its graph's trigger: `mode` is an accessor, on the node (1.2x-1.3x:
+ *  LiteGraph's instrumented node properties) or on its class (1.4x+). */
 export function modeChangesAreEvents(node) {
-    return typeof Object.getOwnPropertyDescriptor(node ?? {}, "mode")?.set === "function";
+    for (let o = node; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+        const descriptor = Object.getOwnPropertyDescriptor(o, "mode");
+        if (descriptor) return typeof descriptor.set === "function";
+    }
+    return false;
 }
 
 /** Wrap the api's `getWorkflowTemplates` (the server's /workflow_templates: {pack folder: [example names]}, which

@@ -30,11 +30,12 @@ function rootGraph() {
 
 /** The Live Preview nodes that run (not muted or bypassed), each as {id, node}: `id` is the id the server runs it
  *  under ("12:5" for node 5 inside the subgraph node 12), found in the root graph and inside subgraphs. Each graph
- *  on the way is watched for mode and link changes. */
+ *  and node on the way is watched for edits (once). */
 function liveTargets(graph = rootGraph(), prefix = "") {
     const found = [];
     watchGraph(graph, notifyEdit);
     for (const node of graphNodes(graph)) {
+        watchNode(node, notifyEdit);   // also nodes no extension hook saw created (subgraph nodes, reroutes)
         if (node.mode !== 0) continue;
         if (node.comfyClass === NODE_CLASS) found.push({ id: `${prefix}${node.id}`, node });
         const inner = subgraphOf(node);
@@ -125,10 +126,11 @@ function probe() {
     return canQueuePrompt(api);
 }
 
-/** Switch live mode on or off (the node's switch, the command, the Sketch node's camera). */
+/** Switch live mode on or off (the node's switch, the command, the Sketch node's camera); returns whether it is on. */
 export function setLive(on) {
     if (on && !probe()) on = false;   // it could not queue: the node says why
     live.setLive(on);
+    return live.on;
 }
 
 app.registerExtension({

@@ -418,7 +418,7 @@ export class SketchPad {
         this.say("");
         this.onHidden ??= () => document.hidden && this.stopCamera();
         document.addEventListener("visibilitychange", this.onHidden);
-        setLive(true);
+        if (!setLive(true)) { this.stopCamera(); return; }   // live mode cannot run here: its node says why
         this.live.streaming(true);     // live mode asks for the first frame (cameraNext) once the server can take it
     }
 

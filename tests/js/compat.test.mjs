@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { nodeByExecutionId, promptUpTo, watchGraph, watchNode } from "../../js/compat.js";
+import { modeChangesAreEvents, nodeByExecutionId, promptUpTo, watchGraph, watchNode } from "../../js/compat.js";
 
 test("a live prompt holds the targets and what they need, nothing else (a Save Image is left out)", () => {
     const output = {
@@ -54,4 +54,13 @@ test("an execution id finds the node inside subgraphs", () => {
     assert.equal(nodeByExecutionId(root, "12:5").name, "inner");
     assert.equal(nodeByExecutionId(root, "3").id, 3);
     assert.equal(nodeByExecutionId(root, "4"), null);
+});
+
+test("mode changes are events where `mode` is an accessor, on the node or on its class", () => {
+    class Node { get mode() { return 0; } set mode(v) {} }
+    const own = {};
+    Object.defineProperty(own, "mode", { get: () => 0, set: () => {} });
+    assert.equal(modeChangesAreEvents(new Node()), true);
+    assert.equal(modeChangesAreEvents(own), true);
+    assert.equal(modeChangesAreEvents({ mode: 0 }), false);
 });

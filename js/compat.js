@@ -102,7 +102,9 @@ export function queuePromptUpTo(api, output, workflow, targets) {
 }
 
 const watchedNodes = new WeakSet();
+const watchedWidgets = new WeakSet();
 const graphHooks = new WeakMap();    // graph -> our onTrigger
+const versionHooks = new WeakSet();
 
 // Replace `owner[name]` (a callback) with one that calls what was there, then `after(...args)`.
 function chain(owner, name, after) {
@@ -117,17 +119,25 @@ function chain(owner, name, after) {
 
 /** Call `notify()` after each edit of `node` that can change what a queued prompt holds: a widget's value (the
  *  widget's callback, which both node renderers call on a change, and the frontend's `onWidgetChanged`), a link
- *  (`onConnectionsChange`), the node added to or removed from a graph (`onAdded`, `onRemoved`). Once per node;
- *  what was there runs first. */
+ *  (`onConnectionsChange`), the node added to or removed from a graph (`onAdded`, `onRemoved`). Once per node and
+ *  widget (call it again for widgets added since); what was there runs first. */
 export function watchNode(node, notify) {
-    if (!node || watchedNodes.has(node)) return;
-    watchedNodes.add(node);
-    for (const name of ["onWidgetChanged", "onConnectionsChange", "onAdded", "onRemoved"]) chain(node, name, notify);
-    for (const widget of node.widgets ?? []) chain(widget, "callback", notify);
+    if (!node) return;
+    if (!watchedNodes.has(node)) {
+        watchedNodes.add(node);
+        for (const name of ["onWidgetChanged", "onConnectionsChange", "onAdded", "onRemoved"]) chain(node, name, notify);
+    }
+    // widgets added since (a subgraph node's promoted widgets) too
+    for (const widget of node.widgets ?? []) {
+        if (widget && typeof widget === "object" && !watchedWidgets.has(widget)) {
+            watchedWidgets.add(widget);
+            chain(widget, "callback", notify);
+        }
+    }
 }
 
 /** Call `notify()` when a node of `graph` changes mode (mute, bypass) or links: the graph's `onTrigger`
- *  ("node:property:changed", "node:slot-links:changed", 1.2x+). False where the graph has no `trigger` (those
+ *  ("node:property:changed", "node:slot-links:changed", 1.2x+), and where the graph has one, its incrementVersion. False where the graph has no `trigger` (those
  *  changes are then not seen). Installed again when the frontend replaced the graph's onTrigger with its own. */
 export function watchGraph(graph, notify) {
     if (!graph || typeof graph.trigger !== "function") return false;
@@ -136,6 +146,12 @@ export function watchGraph(graph, notify) {
         if (event?.type === "node:slot-links:changed" || (event?.type === "node:property:changed" && event.property === "mode"))
             notify();
     }));
+    // Newer frontends (1.4x+) count every change of a widget's value, also of one promoted onto a subgraph node, with
+    // the graph's incrementVersion.
+    if (typeof graph.incrementVersion === "function" && !versionHooks.has(graph)) {
+        versionHooks.add(graph);
+        chain(graph, "incrementVersion", notify);
+    }
     return true;
 }
 

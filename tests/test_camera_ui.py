@@ -27,6 +27,12 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
             left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
             b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
 
+        # the toolbar before the camera runs: no mirror switch (it mirrors nothing yet); the black brush's swatch
+        # and the controls' names stand out from the dark theme's toolbar
+        mirror = ".lcm-kit-tools button[title^='mirror']"
+        assert b.element_text(SKETCH, "sketch", mirror) == ""
+        assert b.text_ink(SKETCH, "sketch", ".lcm-kit-tools input[type=color]") > 40, "the brush swatch is not visible"
+        assert b.element_text(SKETCH, "sketch", ".lcm-kit-tools label:has(input[type=range])") == "size"
         click_camera()
         b.page.wait_for_function(f"() => {pad}.message.textContent.includes('denied')", timeout=10_000)
         message = b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning")
@@ -38,6 +44,7 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
         b.page.wait_for_function(f"() => {pad}.stats.cameraFrames >= 4 && window.lcmKitLive.stats.frames >= 3",
                                  timeout=120_000)
         assert b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning") == ""
+        assert b.element_text(SKETCH, "sketch", mirror) == "mirror"    # shown while the camera runs
         state = b.live_state()
         assert state["on"] and state["error"] is None
         # the readout counts from the camera's capture (there was no edit), and a user sees it
@@ -51,8 +58,8 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
         sketches = {body["prompt"][str(SKETCH)]["inputs"]["sketch"] for body in b.queued_ids.values()}
         assert len(sketches) >= 3
         b.command("LCMKit.Live.Toggle")
-        b.page.wait_for_timeout(300)
-        assert b.js(f"() => {pad}.camera") is None
+        b.wait_until(lambda: b.js(f"() => {pad}.camera") is None, 5, "the camera stopping")
+        assert b.element_text(SKETCH, "sketch", mirror) == ""
         grabbed, queued = b.js(f"() => {pad}.stats.cameraFrames"), len(b.queued)
         b.page.wait_for_timeout(800)
         assert b.js(f"() => {pad}.stats.cameraFrames") == grabbed and len(b.queued) == queued

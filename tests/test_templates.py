@@ -140,12 +140,14 @@ def test_progress_overlay_names_our_nodes_by_display_name(browser, pack):
     # what the progress overlay names after its "Current node:" label, as it changes
     browser.js("""() => {
         const seen = window.__lcmKitCurrentNode = new Set();
-        const grab = () => {
-            const labels = document.evaluate("//*[normalize-space(text())='Current node:']", document.body, null,
-                                             XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
-            for (let i = 0; i < labels.snapshotLength; i++) {
-                const row = labels.snapshotItem(i).parentElement;
-                seen.add(row.innerText.replace('Current node:', '').trim());
+        const grab = () => {   // the row that holds the label: the label, then the node's name
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, { acceptNode: (t) =>
+                t.nodeValue.includes('Current node:') ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP });
+            for (let t; (t = walker.nextNode());) {
+                let row = t.parentElement;
+                while (row && row.innerText.trim() === 'Current node:') row = row.parentElement;
+                const name = (row?.innerText ?? '').replace('Current node:', '').trim().split('\\n')[0].trim();
+                if (name) seen.add(name);
             }
         };
         window.__lcmKitObserver = new MutationObserver(grab);

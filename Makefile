@@ -8,10 +8,12 @@ TESTBED := $(PYTHON) scripts/testbed.py
 setup:
 	$(TESTBED) setup
 
-test:            ## the whole suite (what CI runs)
+test:            ## the whole suite (what CI runs): the browser side's unit tests (node --test), then pytest
+	$(TESTBED) test-js
 	$(TESTBED) test
 
 test-fast:       ## skip the slow SDXL-size tests
+	$(TESTBED) test-js
 	$(TESTBED) test -m "not slow"
 
 demo:            ## the main job: start ComfyUI with the pack, run the LCM example, write PNGs + timing table

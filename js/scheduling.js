@@ -1,95 +1,154 @@
-// LCM Kit live mode, the scheduling: when to queue the newest graph, which stale prompt to withdraw or
-// interrupt, which frame is newest. A helper module: importing it registers nothing (js/live.js wires it to
-// the graph, the transport and the view; sketch and camera inputs can do the same).
+// LCM Kit live mode, the scheduling: when to queue the newest graph, which stale prompt to withdraw or interrupt,
+// which frame is newest. A pure ES module (no browser or frontend import; the clock, the transport and the graph
+// are given): `node --test tests/js` runs its rules with a fake clock and a fake transport.
 //
-// While live is on, every change of what the graph would queue (widget values, modes, links, also inside
-// subgraphs) re-queues it after a debounce (setting "LCMKit.Live.DebounceMs"), only up to the live targets
-// (partial execution: Save Image nodes don't write a file per keystroke). While edits go on without a pause
-// the debounce has a max wait, so the image follows the typing instead of waiting for it to stop, and the
-// server never idles: one prompt runs, the next waits in the queue behind it, and shortly before the running
-// one is expected to end (the shortest of the last few run times) the waiting one is swapped for the newest
-// graph (withdrawn by prompt id). Queuing never interrupts a run while you type: the pauses between
+// Edits come as events, never from polling: a source (js/live.js's graph edits, a sketch's strokes, a camera) says
+// `changed()`, and live mode re-queues the graph after a debounce (setting "LCMKit.Live.DebounceMs"), only up to
+// the live targets (partial execution: Save Image nodes don't write a file per keystroke). The graph is serialized
+// once per queuing; a queuing whose prompt equals the last one queued sends nothing (an event that changed nothing
+// the server runs).
+// While edits go on without a pause the debounce has a max wait, so the image follows the typing instead of waiting
+// for it to stop, and the server never idles: one prompt runs, the next waits in the queue behind it, and shortly
+// before the running one is expected to end (the shortest of the last few run times) the waiting one is swapped for
+// the newest graph (withdrawn by prompt id). Queuing never interrupts a run while you type: the pauses between
 // keystrokes are often longer than the debounce.
-// Once the edits stop (no edit for PAUSE_MS, at least twice the debounce), a stale run that is in the first
-// half of its expected run time is interrupted (by its prompt id), so the newest graph runs at once; later in
-// its run, its frame comes sooner than the new one could, so it finishes.
-// Frames of older prompts than the one shown are dropped. A failed run's error, or the server's refusal of a
-// prompt at queue time (HTTP 400: a mistake in the widget values), is kept for the view, and live mode goes on
-// with the next edit.
+// Once the edits stop (no edit for PAUSE_MS, at least twice the debounce), a stale run that is in the first half of
+// its expected run time is interrupted (by its prompt id), so the newest graph runs at once; later in its run, its
+// frame comes sooner than the new one could, so it finishes. While a source streams (a camera) no run is cut short.
+// Frames of older prompts than the one shown are dropped. A failed run's error, or the server's refusal of a prompt
+// at queue time (HTTP 400: a mistake in the widget values), is kept for the view, and live mode goes on with the
+// next edit.
+import { FrameRate } from "./readout.js";
 
 export const DEFAULT_DEBOUNCE_MS = 150;
-const POLL_MS = 100;           // catches changes that fire no DOM event (canvas widgets, links)
-const FPS_WINDOW_MS = 60000;
-const FPS_FRAMES = 10;
 const HISTORY_LIMIT = 500;
 const RUN_SAMPLES = 3;         // expected run time = the shortest of the last RUN_SAMPLES runs
 const PAUSE_MS = 400;          // no edit for this long (and twice the debounce): the edits have stopped
+const PROGRESS_AFTER_MS = 1000;    // a run's progress shows once it takes this long (or before the first frame)
 
 function pushBounded(list, value, limit = RUN_SAMPLES) {
     list.push(value);
     if (list.length > limit) list.shift();
 }
 
-/** What a re-queue depends on in a serialized workflow: widget values, modes and links of the nodes, and
- *  the same inside subgraph definitions; not positions, sizes or selection. */
-export function workflowKey(wf) {
-    const nodeKey = (nodes) => (nodes ?? [])
-        .map((n) => [n.id, n.type, n.mode, n.widgets_values, (n.inputs ?? []).map((i) => i.link)])
-        .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-    const subgraphs = (wf.definitions?.subgraphs ?? []).map((s) => [s.id, nodeKey(s.nodes), s.links]);
-    return JSON.stringify([nodeKey(wf.nodes), wf.links, subgraphs]);
-}
+/** The browser's clock and timers. */
+export const browserClock = {
+    now: () => performance.now(),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (timer) => clearTimeout(timer),
+};
 
 export class LiveMode {
-    /** graph: {targets() -> [{id}] (the ids the server runs the live nodes under), key() -> string,
-     *         prompt() -> Promise<{output, workflow}>}
-     *  transport: a LiveTransport; onChange(): redraw the views; debounceMs(): the debounce setting;
-     *  displayName(class_type): a node type's name as the user sees it, for error texts. */
-    constructor({ graph, transport, onChange, debounceMs, displayName }) {
+    /** graph: {targets() -> [{id}] (the ids the server runs the live nodes under), prompt() -> Promise<{output,
+     *         workflow}>, nodeLabel(id) -> the name of the node the server runs under `id`, for progress};
+     *  transport: {queue(output, workflow, targets, register) -> Promise<id>, withdraw(id), interrupt(id), forget(id)}
+     *  (js/transport.js); onChange(): redraw the views; debounceMs(): the debounce setting; displayName(class_type):
+     *  a node type's name as the user sees it, for error texts; clock: {now, setTimeout, clearTimeout};
+     *  decode(blob) -> Promise<bitmap> (createImageBitmap). */
+    constructor({ graph, transport, onChange, debounceMs, displayName, clock = browserClock, decode }) {
         this.graph = graph;
         this.transport = transport;
         this.onChange = onChange ?? (() => {});
         this.debounceMs = debounceMs ?? (() => DEFAULT_DEBOUNCE_MS);
         this.displayName = displayName ?? ((type) => type);
+        this.clock = clock;
+        this.decode = decode ?? ((blob) => createImageBitmap(blob));
         this.on = false;
         this.seq = 0;
-        this.prompts = new Map();      // prompt id -> {seq, changedAt, mode, startedAt, serverStart, cancelled, ...}
+        this.prompts = new Map();      // prompt id -> {seq, changedAt, mode, from, sources, startedAt, serverStart, ...}
         this.inflight = new Set();     // our prompt ids the server has not finished
         this.latest = null;            // prompt id of the newest queued graph (null when the server refused it)
+        this.queuedKey = null;         // what the newest queuing sent (targets and prompt), to skip an unchanged one
         this.shown = { seq: -1, frame: -1 };
-        this.seenKey = null;
-        this.changedAt = 0;            // the newest edit
-        this.firstChangeAt = null;     // the first edit not queued yet (for the max wait)
-        this.streams = new Set();      // sources that edit on their own (a camera): see interruptIfIdle
+        this.changedAt = 0;            // the newest change
+        this.changedBy = null;         // the source of the newest change
+        this.firstChangeAt = null;     // the first change not queued yet (for the max wait)
+        this.pending = new Set();      // sources whose changes are not queued yet
+        this.sources = new Set();
+        this.streams = new Set();      // sources that stream (a camera): see source()
         this.runMs = [];               // server compute time of the last runs that made a frame, ms
         this.leadMs = null;            // a refresh comes this long before the running prompt's expected end
         this.timer = null;
         this.idleTimer = null;
         this.queuing = false;          // a queueLatest is under way
         this.queueAgain = false;
-        this.poll = null;
-        this.checking = false;
-        this.recheck = false;
-        this.frames = new Map();       // node id -> {bitmap, meta}
-        this.frameTimes = [];
+        this.frames = new Map();       // node id -> {bitmap, meta, from}
+        this.rate = new FrameRate();
         this.latencyMs = null;
         this.computeMs = null;
         this.error = null;
-        this.stats = { queued: 0, cancelled: 0, interrupted: 0, kept: 0, frames: 0, dropped: 0, errors: 0, rejected: 0 };
-        this.history = [];             // shown frames, newest last (bounded): for the readout and for tests
-        this.inputAt = null;           // the first input event not seen as a change yet (its time)
-        // Check at once (a typed character is in the widget by now) and once more after the frontend's own
-        // handlers ran (widgets that update later); the poll catches the rest.
-        this.onInput = (e) => {
-            this.inputAt ??= Math.min(e.timeStamp || Infinity, performance.now());
-            this.check();
-            setTimeout(() => this.check(), 0);
-        };
+        this.progress = null;          // {promptId, node, value, max, since} of the run under way
+        this.notices = new Map();      // what this frontend cannot do (compat probes): key -> text
+        this.stats = { queued: 0, unchanged: 0, cancelled: 0, interrupted: 0, kept: 0, frames: 0, dropped: 0,
+                       errors: 0, rejected: 0 };
+        this.history = [];             // shown frames, newest last (bounded): for the readout and the benchmark
     }
 
     isOurs(id) {
         return id != null && this.prompts.has(id);
     }
+
+    // ---- sources ----
+
+    /** A source of changes (graph edits, a sketch's strokes, a camera). Returns its handle:
+     *  - changed(at): the source changed what the graph queues (at: when, on the clock; default now);
+     *  - streaming(on): the source changes on its own (a camera): all its frames are wanted, so no run is cut short
+     *    while it streams, and it is asked for its next change (`next`) whenever the server can take one;
+     *  - remove().
+     *  `callbacks` (each optional): sent({promptId}) once a prompt with its change is queued; frame({promptId,
+     *  latencyMs, computeMs}) when that prompt's frame is shown; next({expectedRunMs}) (while streaming): nothing of
+     *  ours waits in the queue or for its debounce, send the next change now or after expectedRunMs; stopped(): live
+     *  mode went off. */
+    source(callbacks = {}) {
+        const src = { callbacks, streaming: false };
+        this.sources.add(src);
+        return {
+            changed: (at) => this.changed(src, at),
+            streaming: (on) => this.setStreaming(src, !!on),
+            remove: () => { this.setStreaming(src, false); this.sources.delete(src); this.pending.delete(src); },
+        };
+    }
+
+    changed(src, at) {
+        if (!this.on) return;
+        const now = this.clock.now();
+        const when = Math.min(Number.isFinite(at) ? at : now, now);
+        if (when >= this.changedAt) {
+            this.changedAt = when;         // latency counts from the change (a keystroke's event time)
+            this.changedBy = src;
+        }
+        this.firstChangeAt ??= when;
+        if (src) this.pending.add(src);
+        this.clock.clearTimeout(this.idleTimer);
+        this.schedule();
+    }
+
+    setStreaming(src, on) {
+        if (src.streaming === on) return;
+        src.streaming = on;
+        if (on) this.streams.add(src);
+        else this.streams.delete(src);
+        if (on) this.offerNext();
+    }
+
+    // A stream is asked for its next change when the server can take one: live on, nothing of ours waiting in the
+    // queue, for its debounce or being queued. (Asking while a change waits for its debounce would restart the
+    // debounce with every camera frame, and nothing would be queued.)
+    offerNext() {
+        if (!this.on || !this.streams.size || this.queuing || this.firstChangeAt != null) return;
+        if (this.ourQueue().waiting) return;
+        const info = { expectedRunMs: this.expectedRunMs() };
+        for (const src of [...this.streams]) src.callbacks.next?.(info);
+    }
+
+    /** A line that the Live Preview nodes show (what this frontend cannot do); text "" removes it. */
+    setNotice(key, text) {
+        if (text) this.notices.set(key, text);
+        else this.notices.delete(key);
+        this.onChange();
+    }
+
+    // ---- on / off ----
 
     setLive(on) {
         if (on === this.on) return;
@@ -98,64 +157,35 @@ export class LiveMode {
 
     start() {
         this.on = true;
-        this.seenKey = null;
         this.error = null;
-        this.frameTimes = [];
+        this.rate.reset();
         this.runMs = [];               // another workflow may run at another speed
         this.leadMs = null;
         this.firstChangeAt = null;
-        this.poll = setInterval(() => this.check(), POLL_MS);
-        document.addEventListener("input", this.onInput);
-        document.addEventListener("pointerup", this.onInput);
+        this.queuedKey = null;
         this.onChange();
-        this.check();
+        this.changed(null);            // queue the graph as it is
     }
 
     stop() {
         this.on = false;
-        clearInterval(this.poll);
-        clearTimeout(this.timer);
-        clearTimeout(this.idleTimer);
-        this.poll = this.timer = this.idleTimer = null;
+        this.clock.clearTimeout(this.timer);
+        this.clock.clearTimeout(this.idleTimer);
+        this.timer = this.idleTimer = null;
         this.firstChangeAt = null;
-        document.removeEventListener("input", this.onInput);
-        document.removeEventListener("pointerup", this.onInput);
+        this.pending.clear();
         for (const id of [...this.inflight]) this.cancel(id);
+        for (const src of [...this.sources]) src.callbacks.stopped?.();
         this.onChange();
     }
 
-    async check() {
-        if (!this.on) return;
-        if (this.checking) { this.recheck = true; return; }
-        this.checking = true;
-        try {
-            if (!this.graph.targets().length) { this.stop(); return; }
-            const key = this.graph.key();
-            if (key === this.seenKey && this.inputAt != null && performance.now() - this.inputAt > 1000)
-                this.inputAt = null;   // an input event that changed nothing (a search box)
-            if (key !== this.seenKey) {
-                this.seenKey = key;
-                this.changedAt = this.inputAt ?? performance.now();   // latency counts from the keystroke
-                this.inputAt = null;
-                this.firstChangeAt ??= this.changedAt;
-                clearTimeout(this.idleTimer);
-                this.schedule();
-            }
-        } catch (e) {
-            this.showError(`live: ${e?.message ?? e}`);
-        } finally {
-            this.checking = false;
-            if (this.recheck) { this.recheck = false; setTimeout(() => this.check(), 0); }
-        }
-    }
-
-    /** True while an edit waits for its debounce (not queued yet). */
+    /** True while a change waits for its debounce (not queued yet). */
     editPending() {
         return this.firstChangeAt != null;
     }
 
-    // The expected run time: the shortest of the last runs (the first run after switching live on also
-    // loads models, so the shortest, not the mean); null until a run made a frame.
+    // The expected run time: the shortest of the last runs (the first run after switching live on also loads
+    // models, so the shortest, not the mean); null until a run made a frame.
     expectedRunMs() {
         return this.runMs.length ? Math.min(...this.runMs) : null;
     }
@@ -170,7 +200,7 @@ export class LiveMode {
     // - otherwise (ours queued behind someone else's prompt): the debounce only.
     schedule() {
         if (!this.on || this.firstChangeAt == null) return;
-        const now = performance.now();
+        const now = this.clock.now();
         const debounce = this.debounceMs();
         const earliest = this.firstChangeAt + debounce;
         let fireAt = this.changedAt + debounce, mode = "pause";
@@ -188,11 +218,11 @@ export class LiveMode {
                 mode = waiting ? "refresh" : "next";
             }
         }
-        clearTimeout(this.timer);
+        this.clock.clearTimeout(this.timer);
         // Due now: queue in this task. (While you type, the browser runs input and drawing before timers, so
         // a zero timeout can wait for a second.)
         if (fireAt <= now) this.queueLatest(this.changedAt, mode);
-        else this.timer = setTimeout(() => this.queueLatest(this.changedAt, mode), fireAt - now);
+        else this.timer = this.clock.setTimeout(() => this.queueLatest(this.changedAt, mode), fireAt - now);
     }
 
     // Our prompt the server runs now (the newest started one) and whether one of ours waits in its queue.
@@ -219,7 +249,7 @@ export class LiveMode {
         if (this.streams.size) return;   // a stream's frames are all wanted: a stale run is never cut short
         const latest = this.prompts.get(this.latest);
         if (!latest || latest.startedAt || latest.cancelled || !this.inflight.has(this.latest)) return;
-        const now = performance.now();
+        const now = this.clock.now();
         for (const id of [...this.inflight]) {
             const p = this.prompts.get(id);
             if (p && p !== latest && p.startedAt && !p.cancelled && this.shouldInterrupt(p, now)) this.cancel(id, true);
@@ -234,28 +264,41 @@ export class LiveMode {
         this.queuing = true;
         try {
             await this.queueGraph(changedAt, mode);
+        } catch (e) {
+            this.showError(`live: ${e?.message ?? e}`);
         } finally {
             this.queuing = false;
             if (this.queueAgain) { this.queueAgain = false; this.schedule(); }
+            this.offerNext();
         }
     }
 
     async queueGraph(changedAt, mode) {
         this.firstChangeAt = null;
+        const sources = [...this.pending];
+        this.pending.clear();
+        const from = this.changedBy?.streaming ? "capture" : "edit";
         const targets = this.graph.targets().map((n) => String(n.id));
+        if (!targets.length) { this.stop(); return; }   // no Live Preview left (removed, muted or bypassed)
         const { output, workflow } = await this.graph.prompt();
+        if (!this.on) return;
+        const key = JSON.stringify([targets, output]);
+        if (key === this.queuedKey) { this.stats.unchanged++; return; }   // nothing the server runs changed
+        this.queuedKey = key;
         const stale = [...this.inflight];
-        const entry = { seq: ++this.seq, changedAt, mode, startedAt: null, serverStart: null, cancelled: false };
+        const entry = { seq: ++this.seq, changedAt, mode, from, sources, startedAt: null, serverStart: null,
+                        cancelled: false };
         this.stats.queued++;
+        let queued = null;
         try {
-            await this.transport.queue(output, workflow, targets, (id) => {
+            queued = await this.transport.queue(output, workflow, targets, (id) => {
                 if (mode === "refresh") {
                     const { running } = this.ourQueue();
                     if (running) running.refreshed = true;
                 }
                 this.prompts.set(id, entry);
                 this.latest = id;
-                this.inflight.add(id);
+                this.track(id);
                 if (!this.on) this.cancel(id);     // switched off while the request was under way
             });
         } catch (e) {
@@ -267,6 +310,7 @@ export class LiveMode {
             }
             this.showError(e?.message ?? String(e));
         }
+        if (queued) for (const src of sources) src.callbacks.sent?.({ promptId: queued });
         // Withdraw the replaced prompt that still waits only now, so the server goes straight on with the new
         // one; a running one goes on (until the edits stop: interruptIfIdle).
         const withdrawals = [];
@@ -279,9 +323,9 @@ export class LiveMode {
         await Promise.all(withdrawals);
         if (this.firstChangeAt == null && this.changedAt === changedAt) {
             const wait = Math.max(PAUSE_MS, 2 * this.debounceMs());
-            clearTimeout(this.idleTimer);
-            this.idleTimer = setTimeout(() => this.interruptIfIdle(changedAt),
-                                        Math.max(0, changedAt + wait - performance.now()));
+            this.clock.clearTimeout(this.idleTimer);
+            this.idleTimer = this.clock.setTimeout(() => this.interruptIfIdle(changedAt),
+                                                   Math.max(0, changedAt + wait - this.clock.now()));
         }
     }
 
@@ -294,13 +338,25 @@ export class LiveMode {
         p.withdrawn = interrupt ? null : by ?? "withdraw";
         this.stats.cancelled++;
         if (p.startedAt) this.stats.interrupted++;
-        return this.transport.withdraw(id)
+        return Promise.resolve(this.transport.withdraw(id))
             .then(() => interrupt && this.transport.interrupt(id))
             .then(() => {
                 // Never started: it was removed from the queue and no execution event will come for it.
                 // (Had it started meanwhile, the interrupt ends it and execution_interrupted arrives.)
-                if (!p.startedAt) this.inflight.delete(id);
+                if (!p.startedAt) this.untrack(id);
             });
+    }
+
+    // The in-flight set, and with it the readout's active clock (fps counts only time with a prompt in flight).
+    track(id) {
+        this.inflight.add(id);
+        this.rate.setBusy(true, this.clock.now());
+    }
+
+    untrack(id) {
+        this.inflight.delete(id);
+        if (!this.inflight.size) this.rate.setBusy(false, this.clock.now());
+        this.offerNext();
     }
 
     // ---- server events (from the transport) ----
@@ -308,7 +364,7 @@ export class LiveMode {
     onStart(id, serverTimestamp) {
         const p = this.prompts.get(id);
         if (!p) return;
-        p.startedAt = performance.now();
+        p.startedAt = this.clock.now();
         p.serverStart = Number.isFinite(serverTimestamp) ? serverTimestamp : null;
         if (p.withdrawn) {
             // Withdrawn too late (the server had started it): it runs, and its frame still shows, as the
@@ -319,18 +375,33 @@ export class LiveMode {
             p.cancelled = false;
             p.withdrawn = null;
             this.stats.cancelled--;
-            this.inflight.add(id);
+            this.track(id);
         } else if (p.mode === "refresh" && this.leadMs != null) {
             this.leadMs *= 0.95;           // on time: a little later next time (fresher text)
         }
         this.schedule();                   // the max wait is planned from the running prompt
+        this.offerNext();                  // nothing of ours may wait now: a stream sends its next change
+    }
+
+    /** Progress of any prompt this page queued (a live run or a normal Run): `node` (the id it runs) started, or
+     *  reached step `value` of `max`; `node` null: the prompt ended. */
+    onProgress(id, { node, value = null, max = null }) {
+        if (node == null) {
+            if (this.progress?.promptId === id) { this.progress = null; this.onChange(); }
+            return;
+        }
+        const now = this.clock.now();
+        const since = this.progress?.promptId === id ? this.progress.since : now;
+        this.progress = { promptId: id, node: this.graph.nodeLabel?.(String(node)) ?? `#${node}`, value, max, since };
+        this.onChange();
     }
 
     onFinished(id, kind, detail) {
+        if (this.progress?.promptId === id) { this.progress = null; this.onChange(); }
         const p = this.prompts.get(id);
         if (!p || p.finished) return;      // (a live error reaches the rest of the frontend as "interrupted")
         p.finished = true;
-        this.inflight.delete(id);
+        this.untrack(id);
         // A live run is a draft: keep it out of the queue panel's history (one per keystroke otherwise), and
         // the history the frontend fetches after every run small.
         this.transport.forget(id);
@@ -346,8 +417,8 @@ export class LiveMode {
             this.onChange();
         } else if (kind === "interrupted" && id === this.latest && !p.cancelled && this.on) {
             // Interrupted by someone else (or a race with our own cancel): run the current graph again.
-            this.seenKey = null;
-            this.check();
+            this.queuedKey = null;
+            this.changed(null);
         }
         // Forget old prompts; keep the map small over long sessions.
         for (const [pid, q] of this.prompts) {
@@ -357,15 +428,15 @@ export class LiveMode {
 
     async onFrame(meta, blob) {
         const p = this.prompts.get(meta?.prompt_id);
-        if (!this.on || !p || this.isStale(p, meta)) { this.stats.dropped++; return; }
-        const arrivedAt = performance.now();
-        const bitmap = await createImageBitmap(blob);
-        if (!this.on || this.isStale(p, meta)) { bitmap.close?.(); this.stats.dropped++; return; }
+        if (!p) return this.onRunFrame(meta, blob);
+        if (!this.on || this.isStale(p, meta)) { this.stats.dropped++; return; }
+        const arrivedAt = this.clock.now();
+        const bitmap = await this.decode(blob);
+        if (!this.on || this.isStale(p, meta)) { bitmap?.close?.(); this.stats.dropped++; return; }
         this.shown = { seq: p.seq, frame: meta.frame };
-        this.frames.get(String(meta.node))?.bitmap?.close?.();   // the views keep their pixels
-        this.frames.set(String(meta.node), { bitmap, meta });
+        this.showFrame(meta, bitmap, p.from);
         this.stats.frames++;
-        this.frameTimes.push(arrivedAt);
+        this.rate.frame(arrivedAt);
         this.latencyMs = arrivedAt - p.changedAt;
         // compute: the run on the server's clock (execution_start .. frame sent), else as seen here
         const sentAt = meta.timings?.sent_at_ms;
@@ -379,20 +450,42 @@ export class LiveMode {
         this.history.push({ promptId: meta.prompt_id, frame: meta.frame, seq: p.seq, latencyMs: this.latencyMs,
                             computeMs: this.computeMs, width: meta.width, height: meta.height, at: arrivedAt });
         if (this.history.length > HISTORY_LIMIT) this.history.splice(0, this.history.length - HISTORY_LIMIT);
+        for (const src of p.sources ?? []) {
+            src.callbacks.frame?.({ promptId: meta.prompt_id, latencyMs: this.latencyMs, computeMs: this.computeMs });
+        }
         this.onChange();
+    }
+
+    // A frame of a prompt live mode did not queue: a normal Run (the Live Preview shows its image as Preview Image
+    // does) while live is off; while live is on, live frames own the view.
+    async onRunFrame(meta, blob) {
+        const shown = this.frames.get(String(meta?.node));
+        if (this.on || !meta || (shown && shown.meta?.frame >= meta.frame)) { this.stats.dropped++; return; }
+        const bitmap = await this.decode(blob);
+        if (this.on) { bitmap?.close?.(); return; }
+        this.showFrame(meta, bitmap, "run");
+        this.onChange();
+    }
+
+    showFrame(meta, bitmap, from) {
+        const node = String(meta.node);
+        this.frames.get(node)?.bitmap?.close?.();   // the views keep their pixels
+        this.frames.set(node, { bitmap, meta, from });
+    }
+
+    /** Forget the frame of a removed Live Preview node. */
+    forgetNode(nodeId) {
+        this.frames.get(String(nodeId))?.bitmap?.close?.();
+        this.frames.delete(String(nodeId));
     }
 
     isStale(p, meta) {
         return p.seq < this.shown.seq || (p.seq === this.shown.seq && meta.frame <= this.shown.frame);
     }
 
-    // Frames per second over the last few frames (at most FPS_FRAMES, none older than FPS_WINDOW_MS), so a
-    // slow machine shows its real rate rather than 0; null until two frames came in.
+    /** Frames per second over the last few seconds of activity (js/readout.js); null before two frames. */
     fps() {
-        const now = performance.now();
-        this.frameTimes = this.frameTimes.filter((t) => now - t <= FPS_WINDOW_MS).slice(-FPS_FRAMES);
-        if (this.frameTimes.length < 2) return null;
-        return (this.frameTimes.length - 1) * 1000 / Math.max(1, this.frameTimes.at(-1) - this.frameTimes[0]);
+        return this.rate.fps(this.clock.now());
     }
 
     showError(message) {
@@ -400,9 +493,19 @@ export class LiveMode {
         this.onChange();
     }
 
+    /** The run's progress: of a normal Run (live off) always; of live runs while a view waits for its first frame
+     *  or once a run takes a while (a fast run's progress would only flicker). */
+    visibleProgress(frame) {
+        const p = this.progress;
+        if (!p) return null;
+        return !this.on || !frame || this.clock.now() - p.since >= PROGRESS_AFTER_MS ? p : null;
+    }
+
     /** What a view shows for the node `nodeId`. */
     viewState(nodeId) {
-        return { on: this.on, fps: this.on ? this.fps() : null, latencyMs: this.latencyMs,
-                 computeMs: this.computeMs, error: this.error, frame: this.frames.get(String(nodeId)) ?? null };
+        const frame = this.frames.get(String(nodeId)) ?? null;
+        return { on: this.on, fps: this.on ? this.fps() : null, latencyMs: this.latencyMs, computeMs: this.computeMs,
+                 latencyFrom: frame?.from ?? "edit", error: this.error, frame, progress: this.visibleProgress(frame),
+                 notices: [...this.notices.values()] };
     }
 }

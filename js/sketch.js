@@ -8,18 +8,19 @@
 // from (drawn into the strokes layer). A sketch whose PNG is over the server's cap is not sent and not saved; the
 // node says so.
 //
-// Live mode (js/live.js) follows the drawing as it follows typing: each stroke end writes the value and fires an
-// `input` event, which the scheduler (js/scheduling.js) treats like a keystroke; during a long stroke the value
-// is written at most every STROKE_COMMIT_MS, so frames come while you draw.
+// Live mode (js/live.js) follows the drawing as it follows typing: the pad is a source of live mode
+// (LiveMode.source): each stroke end writes the value and says `changed`, which the scheduler (js/scheduling.js)
+// treats like a keystroke; during a long stroke the value is written at most every STROKE_COMMIT_MS, so frames come
+// while you draw.
 //
-// Camera mode (the "camera" button): getUserMedia frames become the sketch, one whenever live mode has no prompt
-// of ours waiting in the queue and at most one per the last run time (so the rate follows what the server
-// manages), mirrored if "mirror" is on; while it runs, live mode never cuts a run short for a newer frame. It stops
-// when live mode stops, the tab is hidden or the node is removed;
-// a denied permission or a missing camera is a message on the node.
+// Camera mode (the "camera" button): the pad streams (`streaming(true)`); getUserMedia frames become the sketch, one
+// each time live mode asks for the next (`next`: nothing of ours waits in the queue or for its debounce) and at most
+// one per the last run time (so the rate follows what the server manages), mirrored if "mirror" is on; while it
+// streams, live mode never cuts a run short for a newer frame. It stops when live mode stops (`stopped`), the tab is
+// hidden or the node is removed; a denied permission or a missing camera is a message on the node.
 import { app } from "../../scripts/app.js";
 import { redrawWidget } from "./compat.js";
-import { live } from "./live.js";
+import { live, setLive } from "./live.js";
 import { ensureStyle, fitNode, textElement } from "./status.js";
 
 const NODE_CLASS = "LCMKitSketch";
@@ -48,6 +49,14 @@ function widgetOf(node, name) {
     return node.widgets?.find((w) => w.name === name);
 }
 
+/** A control with its name before it (the name is also its tooltip's first word). */
+function labelled(name, control) {
+    const label = document.createElement("label");
+    label.title = control.title;
+    label.append(name, control);
+    return label;
+}
+
 function button(label, title, onClick) {
     const b = textElement("button", label);
     b.type = "button";
@@ -67,6 +76,7 @@ export class SketchPad {
         this.drawing = null;            // {last: [x, y], lastCommit} while a stroke goes on
         this.loadSeq = 0;
         this.camera = null;
+        this.live = live.source({ next: (info) => this.cameraNext(info), stopped: () => this.stopCamera() });
         this.stats = { cameraFrames: 0 };     // for the tests and the benchmark
         this.root = document.createElement("div");
         this.root.className = "lcm-kit-panel lcm-kit-sketch";
@@ -79,18 +89,14 @@ export class SketchPad {
                                                                        title: "brush colour" });
         this.eraser = button("eraser", "erase to the background", () => this.setEraser(!this.erasing));
         this.eraser.setAttribute("aria-pressed", "false");
-        this.background = Object.assign(document.createElement("input"), { type: "color", value: "#ffffff",
-                                                                           title: "background colour" });
-        this.background.addEventListener("input", () => this.setBackground(this.background.value));
-        const bgLabel = document.createElement("label");
-        bgLabel.append("bg", this.background);
+        // (The background colour is the node's `background` widget: one control for it.)
         this.file = Object.assign(document.createElement("input"), { type: "file", accept: "image/*" });
         this.file.style.display = "none";
         this.file.addEventListener("change", () => this.loadFile(this.file.files?.[0]));
-        this.tools.append(this.size, this.colour, this.eraser,
+        this.tools.append(labelled("size", this.size), labelled("brush", this.colour), this.eraser,
                           button("undo", "undo the last stroke", () => this.undoStep()),
                           button("redo", "redo what was undone", () => this.redoStep()),
-                          button("clear", "clear the drawing", () => this.clear()), bgLabel,
+                          button("clear", "clear the drawing", () => this.clear()),
                           button("image…", "start from a picture (drawn into the sketch)", () => this.file.click()),
                           this.file);
         this.cameraButton = button("camera", "the camera's picture becomes the sketch (live mode)",
@@ -101,7 +107,8 @@ export class SketchPad {
                                                             String(this.mirror.getAttribute("aria-pressed") !== "true")));
         this.mirror.setAttribute("aria-pressed", "true");
         this.tools.append(this.cameraButton, this.mirror);
-        for (const el of [this.size, this.colour, this.background]) {
+        this.showMirror();
+        for (const el of [this.size, this.colour]) {
             el.addEventListener("pointerdown", (e) => e.stopPropagation());
         }
         this.message = textElement("div", "", "lcm-kit-line warning");
@@ -158,7 +165,6 @@ export class SketchPad {
         if (bg !== this.shownBackground) {
             this.shownBackground = bg;
             this.canvas.style.background = /^#[0-9a-f]{6}$/i.test(bg) ? bg : "#ffffff";
-            if (/^#[0-9a-f]{6}$/i.test(bg)) this.background.value = bg.toLowerCase();
         }
     }
 
@@ -193,15 +199,6 @@ export class SketchPad {
         this.layout();
         fitNode(this.node);
         if (hadDrawing) this.commit();
-    }
-
-    setBackground(colour) {
-        const w = widgetOf(this.node, "background");
-        if (!w) return;
-        w.value = colour;
-        w.callback?.(colour);
-        this.sync();
-        this.changed();
     }
 
     // ---- drawing ----
@@ -358,11 +355,11 @@ export class SketchPad {
         this.changed();
     }
 
-    // Tell whoever watches edits (live mode, the workflow's change tracker) that the node changed.
+    // Tell live mode (and the canvas) that the sketch changed.
     changed() {
         this.node.graph?.setDirtyCanvas?.(true, false);
         redrawWidget(this.widget);
-        this.root.dispatchEvent(new Event("input", { bubbles: true }));
+        this.live.changed();
     }
 
     /** Show a saved or pasted value (a PNG data URL, or "" for an empty sketch). */
@@ -416,50 +413,61 @@ export class SketchPad {
         this.stage.append(video);
         try { await video.play(); } catch { /* frames still decode for a muted inline video */ }
         this.camera = { stream, video, lastGrab: 0, timer: null };
-        live.streams.add(this);
         this.cameraButton.setAttribute("aria-pressed", "true");
+        this.showMirror();
         this.say("");
         this.onHidden ??= () => document.hidden && this.stopCamera();
         document.addEventListener("visibilitychange", this.onHidden);
-        live.setLive(true);
-        this.cameraTick();
+        if (!setLive(true)) { this.stopCamera(); return; }   // live mode cannot run here: its node says why
+        this.live.streaming(true);     // live mode asks for the first frame (cameraNext) once the server can take it
     }
 
-    // One camera frame when the server is ready for it: live on, no edit of ours waiting for its debounce or in the
-    // queue, and at least the last run time since the previous frame. (Grabbing while an edit waits for its
-    // debounce would restart the debounce with every frame, and nothing would be queued on a fast camera.)
-    cameraTick() {
+    // Live mode can take the next frame: grab one now, or once the last run time has passed since the previous one.
+    cameraNext({ expectedRunMs }) {
+        const cam = this.camera;
+        if (!cam || cam.timer != null) return;
+        const wait = Math.max(CAMERA_MIN_MS, expectedRunMs ?? 0) - (performance.now() - cam.lastGrab);
+        cam.timer = setTimeout(() => this.grab(), Math.max(0, wait));
+    }
+
+    grab() {
         const cam = this.camera;
         if (!cam) return;
-        if (!live.on || document.hidden) { this.stopCamera(); return; }
-        const now = performance.now();
-        const wait = Math.max(CAMERA_MIN_MS, live.expectedRunMs() ?? 0);
-        if (!live.ourQueue().waiting && !live.queuing && !live.editPending() && now - cam.lastGrab >= wait
-            && cam.video.videoWidth) {
-            cam.lastGrab = now;
-            this.drawCover(cam.video, cam.video.videoWidth, cam.video.videoHeight,
-                           this.mirror.getAttribute("aria-pressed") === "true");
-            this.stats.cameraFrames++;
-            this.commit();
+        cam.timer = null;
+        if (document.hidden) { this.stopCamera(); return; }
+        if (!cam.video.videoWidth) {   // the camera's first picture is not decoded yet
+            cam.timer = setTimeout(() => this.grab(), CAMERA_POLL_MS);
+            return;
         }
-        cam.timer = setTimeout(() => this.cameraTick(), CAMERA_POLL_MS);
+        cam.lastGrab = performance.now();
+        this.drawCover(cam.video, cam.video.videoWidth, cam.video.videoHeight,
+                       this.mirror.getAttribute("aria-pressed") === "true");
+        this.stats.cameraFrames++;
+        this.commit();
+    }
+
+    // The mirror switch is shown only while the camera runs (it mirrors the camera's picture, nothing else).
+    showMirror() {
+        this.mirror.style.display = this.camera ? "" : "none";
     }
 
     stopCamera() {
         const cam = this.camera;
         if (!cam) return;
         this.camera = null;
-        live.streams.delete(this);
+        this.live.streaming(false);
         clearTimeout(cam.timer);
         for (const track of cam.stream.getTracks()) track.stop();
         cam.video.remove();
         document.removeEventListener("visibilitychange", this.onHidden);
         this.cameraButton.setAttribute("aria-pressed", "false");
+        this.showMirror();
         this.snapshot();               // the last frame stays: draw over it, or undo back to it
     }
 
     remove() {
         this.stopCamera();
+        this.live.remove();
         clearInterval(this.syncTimer);
         this.resizeObserver.disconnect();
     }

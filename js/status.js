@@ -16,43 +16,16 @@ const CHAR_WIDTH = 6.5;        // at 12px sans-serif: to estimate wrapped lines 
 const STYLE_ID = "lcm-kit-style";
 const PANEL_MARGIN = 4;       // px around a DOM widget's element (the frontend's default is 10)
 
-const CSS = `
-.lcm-kit-panel { box-sizing: border-box; width: 100%; font: 12px/16px sans-serif; color: #ddd; white-space: normal;
-  overflow: hidden; pointer-events: none; }
-.lcm-kit-status { padding: 2px 6px; }
-.lcm-kit-line { white-space: pre-wrap; word-break: normal; overflow-wrap: break-word; }
-.lcm-kit-line.info { color: #bbb; }
-.lcm-kit-line.warning { color: #fc8; }
-.lcm-kit-line.error { color: #f88; }
-.lcm-kit-line.hint { color: #9cf; }
-.lcm-kit-live { display: flex; flex-direction: column; gap: 4px; height: 100%; min-height: 200px; padding: 4px 6px;
-  background: #1b1b1b; border-radius: 4px; }
-.lcm-kit-live .lcm-kit-readout { overflow-wrap: break-word; }
-.lcm-kit-live .lcm-kit-readout.on { color: #8f8; }
-.lcm-kit-live .lcm-kit-readout.off { color: #aaa; }
-.lcm-kit-frame-box { position: relative; flex: 1 1 auto; min-height: 128px; }
-.lcm-kit-frame { position: absolute; inset: 0; width: 100%; height: 100%; object-fit: contain; }
-.lcm-kit-sketch { display: flex; flex-direction: column; gap: 3px; height: 100%; pointer-events: auto; }
-.lcm-kit-tools { display: flex; flex-wrap: wrap; gap: 3px; align-items: center; }
-.lcm-kit-tools button, .lcm-kit-tools label { font: 11px sans-serif; color: #ddd; background: #333; border: 1px solid #555;
-  border-radius: 3px; padding: 1px 5px; height: 22px; box-sizing: border-box; cursor: pointer; display: inline-flex;
-  align-items: center; gap: 3px; }
-.lcm-kit-tools button[aria-pressed=true] { background: #357; border-color: #79b; }
-.lcm-kit-tools input[type=color] { width: 22px; height: 20px; padding: 0; border: 0; background: none; }
-.lcm-kit-tools input[type=range] { width: 60px; }
-.lcm-kit-stage { position: relative; flex: 1 1 auto; min-height: 64px; display: flex; align-items: center;
-  justify-content: center; overflow: hidden; }
-.lcm-kit-stage canvas { touch-action: none; cursor: crosshair; box-shadow: 0 0 0 1px #555; }
-.lcm-kit-stage video { position: absolute; opacity: 0; width: 1px; height: 1px; pointer-events: none; }
-`;
+const STYLESHEET = "lcm_kit.css";   // beside this module: served with the extension, loaded once
 
-/** Put the pack's few CSS rules into the page once. */
+/** Load the pack's stylesheet (js/lcm_kit.css) into the page once. */
 export function ensureStyle() {
     if (document.getElementById(STYLE_ID)) return;
-    const style = document.createElement("style");
-    style.id = STYLE_ID;
-    style.textContent = CSS;
-    document.head.appendChild(style);
+    const link = document.createElement("link");
+    link.id = STYLE_ID;
+    link.rel = "stylesheet";
+    link.href = new URL(STYLESHEET, import.meta.url).href;
+    document.head.appendChild(link);
 }
 
 /** An element holding `text` as text (never parsed as HTML). */

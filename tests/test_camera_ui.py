@@ -4,11 +4,13 @@ node; allowed, the camera's frames become the sketch and stream live frames, unt
 page open for the whole module.)"""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from support import browser as browser_support
 
-SKETCH = 5   # the Sketch node's id in example 9
+SKETCH, PREVIEW = 5, 9   # the Sketch node's and the Live Preview's ids in example 9
 
 
 @pytest.mark.server
@@ -25,6 +27,12 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
             left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
             b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
 
+        # the toolbar before the camera runs: no mirror switch (it mirrors nothing yet); the black brush's swatch
+        # and the controls' names stand out from the dark theme's toolbar
+        mirror = ".lcm-kit-tools button[title^='mirror']"
+        assert b.element_text(SKETCH, "sketch", mirror) == ""
+        assert b.text_ink(SKETCH, "sketch", ".lcm-kit-tools input[type=color]") > 40, "the brush swatch is not visible"
+        assert b.element_text(SKETCH, "sketch", ".lcm-kit-tools label:has(input[type=range])") == "size"
         click_camera()
         b.page.wait_for_function(f"() => {pad}.message.textContent.includes('denied')", timeout=10_000)
         message = b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning")
@@ -36,14 +44,22 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
         b.page.wait_for_function(f"() => {pad}.stats.cameraFrames >= 4 && window.lcmKitLive.stats.frames >= 3",
                                  timeout=120_000)
         assert b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning") == ""
+        assert b.element_text(SKETCH, "sketch", mirror) == "mirror"    # shown while the camera runs
         state = b.live_state()
         assert state["on"] and state["error"] is None
+        # the readout counts from the camera's capture (there was no edit), and a user sees it
+        b.page.wait_for_function("""(id) => window.app.graph.getNodeById(id).widgets.find((w) => w.name ===
+            'lcm_kit_live_view').element.querySelector('.lcm-kit-readout').textContent.includes('after capture')""",
+                                 arg=PREVIEW, timeout=10_000)
+        readout = b.element_text(PREVIEW, "lcm_kit_live_view", ".lcm-kit-readout")
+        assert re.fullmatch(r"● live · [\d.]+ fps · frame [\d.]+ (ms|s) after capture \(run [\d.]+ (ms|s)\)", readout), readout
+        assert b.text_ink(PREVIEW, "lcm_kit_live_view", ".lcm-kit-readout") > 30, "the readout is not on the screen"
         # the frames are the camera's: the prompts carried different sketches
         sketches = {body["prompt"][str(SKETCH)]["inputs"]["sketch"] for body in b.queued_ids.values()}
         assert len(sketches) >= 3
         b.command("LCMKit.Live.Toggle")
-        b.page.wait_for_timeout(300)
-        assert b.js(f"() => {pad}.camera") is None
+        b.wait_until(lambda: b.js(f"() => {pad}.camera") is None, 5, "the camera stopping")
+        assert b.element_text(SKETCH, "sketch", mirror) == ""
         grabbed, queued = b.js(f"() => {pad}.stats.cameraFrames"), len(b.queued)
         b.page.wait_for_timeout(800)
         assert b.js(f"() => {pad}.stats.cameraFrames") == grabbed and len(b.queued) == queued

@@ -206,10 +206,7 @@ def test_a_stale_run_is_interrupted_once_the_edits_stop(browser, server):
     before = start_live(browser, "a heron", size=256)
     browser.focus_text()
     browser.page.keyboard.type(" in", delay=20)
-    deadline = time.time() + 60
-    while not (running := browser.live_state()["running"]) and time.time() < deadline:
-        browser.page.wait_for_timeout(20)
-    assert running, "the edit's prompt never started"
+    running = browser.wait_until(lambda: browser.live_state()["running"], 60, "the edit's prompt starting")
     stale = running[0]
     log_start = len(server.log_text())
     browser.page.keyboard.type(" the reeds", delay=20)   # then no edit: the edits have stopped
@@ -225,15 +222,13 @@ def test_a_stale_run_is_interrupted_once_the_edits_stop(browser, server):
 def test_live_mode_shows_a_failed_run_and_goes_on(browser):
     before = start_live(browser, "a cat")
     frames = before["stats"]["frames"]
-    set_widget = """([id, name, value]) => { const w = window.app.graph.getNodeById(id).widgets.find(
-        (x) => x.name === name); w.value = value; w.callback?.(value); }"""
     # steps above a 1-step grid: the server refuses the prompt at queue time (HTTP 400)
-    browser.js(set_widget, [6, "original_inference_steps", 1])
+    browser.set_widget(6, "original_inference_steps", 1)
     failed = browser.wait_settled(after=before["latest"])
     assert failed["on"] and "cannot exceed original_inference_steps" in failed["error"]
     assert failed["stats"]["rejected"] == 1 and not failed["inflight"]
     assert failed["stats"]["frames"] == frames
-    browser.js(set_widget, [6, "original_inference_steps", 50])
+    browser.set_widget(6, "original_inference_steps", 50)
     recovered = browser.wait_settled(after=failed["latest"])
     assert recovered["on"] and recovered["error"] is None
     assert recovered["stats"]["frames"] == frames + 1 and recovered["history"][-1]["promptId"] == recovered["latest"]

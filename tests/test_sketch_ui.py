@@ -21,27 +21,19 @@ DIAGONAL = [(0.15, 0.2), (0.4, 0.45), (0.6, 0.6), (0.85, 0.8)]
 ARC = [(0.2, 0.8), (0.5, 0.3), (0.8, 0.75)]
 
 
-@pytest.fixture(scope="module", params=["own", "newest"])
+@pytest.fixture(scope="module", params=browser_support.FRONTENDS)
 def sketch_server(request, server, base_dir, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("server-sketch-newest")
     with browser_support.frontend_server(request.param, server, base_dir, log_dir) as srv:
         yield srv, request.param
 
 
-@pytest.fixture(scope="module", params=["classic", "nodes2"])
+@pytest.fixture(scope="module", params=browser_support.RENDERERS)
 def page(request, sketch_server, base_dir):
     """The sketch example at 128² (Live Preview beside the Sketch node, lossless PNG frames), live mode on."""
-    vue = request.param == "nodes2"
     server, frontend = sketch_server
-    browser_support.write_frontend_settings(base_dir, {"Comfy.VueNodes.Enabled": vue})
-    with browser_support.Browser(server.url) as b:
-        b.vue, b.server, b.frontend = vue, server, frontend
-        b.js("""() => { const t = window.lcmKitSketchTest = { frames: {} }; let meta = null;
-            const { api } = window.comfyAPI.api;
-            api.addEventListener('lcm_kit.live_frame', ({ detail }) => { meta = detail; });
-            api.addEventListener('b_preview', ({ detail }) => { if (!meta) return; const m = meta; meta = null;
-                const r = new FileReader(); r.onload = () => { t.frames[m.prompt_id] = r.result; };
-                r.readAsDataURL(detail); }); }""")
+    with browser_support.renderer_page(server, base_dir, request.param) as b:
+        b.server, b.frontend = server, frontend
         wf = browser_support.sketch_workflow(128)
         for node in wf["nodes"]:
             if node["id"] == PREVIEW:
@@ -54,8 +46,7 @@ def page(request, sketch_server, base_dir):
         b.command("LCMKit.Live.Toggle")
         b.first = b.wait_settled()
         yield b
-        if b.live_state()["on"]:
-            b.command("LCMKit.Live.Toggle")
+        b.set_live(False)
 
 
 def sketch_value(b) -> str:
@@ -67,8 +58,8 @@ def canvas_box(b) -> list[float]:
 
 
 def frame_pixels(b, prompt_id: str) -> np.ndarray:
-    b.page.wait_for_function("(id) => !!window.lcmKitSketchTest.frames[id]", arg=prompt_id, timeout=10_000)
-    url = b.js("(id) => window.lcmKitSketchTest.frames[id]", prompt_id)
+    b.page.wait_for_function("(id) => !!window.lcmKitTest.frames[id]", arg=prompt_id, timeout=10_000)
+    url = b.js("(id) => window.lcmKitTest.frames[id]", prompt_id)
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), np.int16)
 
 

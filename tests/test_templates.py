@@ -137,19 +137,34 @@ def test_progress_overlay_names_our_nodes_by_display_name(browser, pack):
             node["widgets_values"][:2] = [128, 128]
     browser.close_dialogs()
     browser.js("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+    # what the progress overlay names after its "Current node:" label, as it changes
     browser.js("""() => {
-        window.__lcmKitSeen = new Set();
-        const grab = () => { for (const line of document.body.innerText.split('\\n')) window.__lcmKitSeen.add(line); };
+        const seen = window.__lcmKitCurrentNode = new Set();
+        const grab = () => {   // the row that holds the label: the label, then the node's name
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, { acceptNode: (t) =>
+                t.nodeValue.includes('Current node:') ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP });
+            for (let t; (t = walker.nextNode());) {
+                let row = t.parentElement;
+                while (row && row.innerText.trim() === 'Current node:') row = row.parentElement;
+                const name = (row?.innerText ?? '').replace('Current node:', '').trim().split('\\n')[0].trim();
+                if (name) seen.add(name);
+            }
+        };
         window.__lcmKitObserver = new MutationObserver(grab);
         window.__lcmKitObserver.observe(document.body, {subtree: true, childList: true, characterData: true});
+        window.__lcmKitRunEnded = false;
+        const { api } = window.comfyAPI.api;
+        for (const type of ['execution_success', 'execution_error'])
+            api.addEventListener(type, () => { window.__lcmKitRunEnded = true; }, { once: true });
     }""")
+    ours = sorted(pack.NODE_DISPLAY_NAME_MAPPINGS.values())
     browser.js("() => window.app.queuePrompt(0)")
-    browser.page.wait_for_function("() => [...window.__lcmKitSeen].includes('Current node:')", timeout=60_000)
-    browser.page.wait_for_timeout(3000)
-    seen = browser.js("() => { window.__lcmKitObserver.disconnect(); return [...window.__lcmKitSeen]; }")
-    ours = set(pack.NODE_DISPLAY_NAME_MAPPINGS.values())
-    assert ours & set(seen), [line for line in seen if "LCM" in line]
-    assert not [line for line in seen if line.strip() in pack.NODE_CLASS_MAPPINGS]
+    browser.page.wait_for_function("(ours) => [...window.__lcmKitCurrentNode].some((name) => ours.includes(name))",
+                                   arg=ours, timeout=60_000)
+    browser.page.wait_for_function("() => window.__lcmKitRunEnded", timeout=60_000)   # every node of the run named
+    seen = browser.js("() => { window.__lcmKitObserver.disconnect(); return [...window.__lcmKitCurrentNode]; }")
+    assert set(ours) & set(seen), seen
+    assert not set(seen) & set(pack.NODE_CLASS_MAPPINGS), seen   # never a class id where a name belongs
 
 
 def test_locales_give_every_node_its_display_name(server, pack):

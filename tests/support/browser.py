@@ -4,6 +4,7 @@ Playwright never downloads a browser. Only 127.0.0.1 is ever loaded."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import time
@@ -33,6 +34,13 @@ FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": 
 # The newest ComfyUI frontend, unpacked by scripts/testbed.py into .testbed/frontends/<version> and served
 # with --front-end-root, for the browser tests besides the server's own frontend.
 NEWEST_FRONTEND = "1.58.1"
+
+
+# A widget's change as the frontend makes it (value, then callback), for a node by its id or its path into subgraphs.
+SET_WIDGET = """([path, name, value]) => {
+    let graph = window.app.rootGraph ?? window.app.graph, node = null;
+    for (const id of path.split(':')) { node = graph.getNodeById(Number(id)); graph = node?.subgraph; }
+    const w = node.widgets.find((x) => x.name === name); w.value = value; w.callback?.(value); }"""
 
 
 def newest_frontend_root() -> Path | None:
@@ -70,6 +78,23 @@ def frontend_server(frontend: str, server, base: Path, log_dir: Path):
         yield newest
     finally:
         newest.stop()
+
+
+# The browser tests' 2×2: the server's own frontend and the newest one, each with both node renderers.
+FRONTENDS = ["own", "newest"]
+RENDERERS = ["classic", "nodes2"]
+
+
+@contextlib.contextmanager
+def renderer_page(server, base: Path, renderer: str):
+    """A Browser on `server` with the node renderer `renderer` ("classic", or "nodes2": Nodes 2.0), recording what
+    the page receives (Browser.record_frames); `b.vue` says which renderer."""
+    vue = renderer == "nodes2"
+    write_frontend_settings(base, {"Comfy.VueNodes.Enabled": vue})
+    with Browser(server.url) as b:
+        b.vue = vue
+        b.record_frames()
+        yield b
 
 
 def prepare_base(base: Path, settings: dict | None = None, write_settings: bool = True) -> None:
@@ -124,6 +149,18 @@ def sketch_workflow(size: int = 128) -> dict:
         if node["type"] == "LCMKitLivePreview":
             node["pos"] = [sketch["pos"][0] + sketch["size"][0] + 40, sketch["pos"][1]]
     return wf
+
+
+def ink(image, box) -> int:
+    """Pixels in `box` of a screenshot that stand out from its background (its median colour): text or image on
+    screen."""
+    from PIL import Image, ImageChops, ImageStat
+    left, top, right, bottom = (round(v) for v in box)
+    assert right - left > 4 and bottom - top > 4, f"empty box {box}"
+    crop = image.crop((max(0, left), max(0, top), min(image.width, right), min(image.height, bottom)))
+    background = tuple(int(v) for v in ImageStat.Stat(crop).median)
+    diff = ImageChops.difference(crop, Image.new("RGB", crop.size, background)).convert("L")
+    return sum(1 for v in diff.getdata() if v > 60)
 
 
 class Browser:
@@ -185,6 +222,18 @@ class Browser:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
+    def record_frames(self) -> None:
+        """Record, through the frontend's api (what any extension sees of the websocket), the frames the server sends
+        (window.lcmKitTest.frames: {prompt id: data URL}; .preview: the last binary preview of any kind) and the ids
+        of prompts whose execution_error reached the frontend (.errors)."""
+        self.js("""() => { const t = window.lcmKitTest = { frames: {}, preview: null, errors: [] }; let meta = null;
+            const { api } = window.comfyAPI.api;
+            api.addEventListener('execution_error', ({ detail }) => t.errors.push(detail.prompt_id));
+            api.addEventListener('lcm_kit.live_frame', ({ detail }) => { meta = detail; });
+            api.addEventListener('b_preview', ({ detail }) => { const m = meta; meta = null;
+                const r = new FileReader(); r.onload = () => { t.preview = r.result; if (m) t.frames[m.prompt_id] = r.result; };
+                r.readAsDataURL(detail); }); }""")
+
     def frontend_version(self) -> str:
         return self.js("() => window.__COMFYUI_FRONTEND_VERSION__ ?? ''")
 
@@ -192,8 +241,36 @@ class Browser:
         """Run a frontend command, as the command palette or a keybinding does."""
         self.js("(id) => window.app.extensionManager.command.execute(id)", command_id)
 
+    def wait_until(self, condition, timeout: float = 60.0, what: str = "the condition"):
+        """Poll `condition()` (a Python callable; the page keeps running between polls) until it returns a true
+        value, which is returned; TimeoutError after `timeout` seconds."""
+        deadline = time.time() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.time() > deadline:
+                raise TimeoutError(f"{what} did not happen in {timeout}s")
+            self.page.wait_for_timeout(50)
+
+    def next_frames(self, n: int = 2) -> None:
+        """Wait until the page drew `n` more frames (the canvas lays out and draws widgets on its next frame)."""
+        self.js("(n) => new Promise((done) => { const step = (k) => k ? requestAnimationFrame(() => step(k - 1))"
+                " : done(); step(n); })", n)
+
     def js(self, expression: str, arg=None):
         return self.page.evaluate(expression, arg)
+
+    def set_widget(self, node_id, name: str, value) -> None:
+        """Set a widget's value as the frontend does on a change (value, then the widget's callback). `node_id` may
+        be a root node's id or a path of ids into subgraphs ("12:5")."""
+        self.js(SET_WIDGET, [str(node_id), name, value])
+
+    def set_live(self, on: bool) -> None:
+        """Switch live mode on or off with the command (as the command palette does), if it is not so already."""
+        if self.live_state()["on"] != on:
+            self.command("LCMKit.Live.Toggle")
+        assert self.live_state()["on"] == on
 
     def set_debounce(self, ms: int) -> None:
         """The live mode's debounce setting (LCMKit.Live.DebounceMs), as the settings dialog sets it."""
@@ -203,15 +280,20 @@ class Browser:
         """Load `workflow` and show it at 60 %, its top below the tab bar (a click there would switch tabs)."""
         self.js("async (wf) => { await window.app.loadGraphData(wf); window.app.canvas.ds.offset = [10, 90];"
                 " window.app.canvas.ds.scale = 0.6; window.app.canvas.setDirty(true, true); }", workflow)
-        self.page.wait_for_timeout(300)
+        self.next_frames(3)
 
     def close_dialogs(self) -> None:
         """Close what the frontend popped up (its error dialog after a failed run), as a user would."""
+        dialogs = self.page.locator(".p-dialog")
         for _ in range(3):
-            if not self.page.locator(".p-dialog").count():
+            shown = dialogs.count()
+            if not shown:
                 return
             self.page.keyboard.press("Escape")
-            self.page.wait_for_timeout(200)
+            try:
+                self.wait_until(lambda: dialogs.count() < shown, 2.0, "the dialog closing")
+            except TimeoutError:
+                pass   # not one Escape closes: the next press tries again
 
     def widget_point(self, node_id: int, widget: str) -> tuple[float, float]:
         """Where a canvas widget of a node is on the screen (page coordinates)."""
@@ -230,7 +312,7 @@ class Browser:
         self.js("""([id, x, y, k]) => { const c = window.app.canvas, n = window.app.graph.getNodeById(id);
             c.ds.scale = k; c.ds.offset = [x / k - n.pos[0], y / k - n.pos[1]]; c.setDirty(true, true); }""",
                 [node_id, at[0], at[1], scale])
-        self.page.wait_for_timeout(300)
+        self.next_frames(3)
 
     def element_box(self, node_id: int, widget: str, selector: str) -> list[float]:
         """[left, top, right, bottom] on the page of an element inside a node's DOM widget."""
@@ -246,6 +328,19 @@ class Browser:
             const el = w.element.querySelector(sel);
             return el && (el.checkVisibility?.() ?? true) ? el.textContent : ''; }""", [node_id, widget, selector])
 
+    def text_ink(self, node_id: int, widget: str, selector: str) -> int:
+        """Pixels of a screenshot inside an element of a node's DOM widget that stand out from the element's median
+        colour: its text as a user sees it (0 when it is off screen or hidden)."""
+        left, top, right, bottom = self.element_box(node_id, widget, selector)
+        if right - left <= 4 or bottom - top <= 4:
+            return 0
+        return ink(self.screenshot(), (left, top, right, bottom))
+
+    def screenshot(self):
+        """The page as a user sees it, as an RGB PIL image (CSS px = image px)."""
+        from PIL import Image
+        return Image.open(io.BytesIO(self.page.screenshot())).convert("RGB")
+
     def stroke(self, box, points, step_ms: int = 15) -> None:
         """Draw with the mouse through `points` (0..1 of the box `box`), button held, as a user does."""
         left, top, right, bottom = box
@@ -259,7 +354,7 @@ class Browser:
         self.page.mouse.up()
 
     def click_live_toggle(self, node_id: int = 8) -> None:
-        self.page.wait_for_timeout(200)   # the canvas lays widgets out on its next frame
+        self.next_frames(2)   # the canvas lays widgets out on its next frame
         x, y = self.widget_point(node_id, "live")
         self.page.mouse.click(x, y)
 
@@ -294,14 +389,14 @@ class Browser:
     def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
         """Wait until the newest queued prompt (a newer one than `after`, a `latest` of live_state) has
         finished and its frame (or error) is in, or the server refused it (its error is in)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def settled():
             s = self.live_state()
             done = not s["inflight"] and not s["queuing"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
-            if s["latest"] and s["latest"] != after and done:
-                return s
-            self.page.wait_for_timeout(100)
-        raise TimeoutError(f"live mode did not settle in {timeout}s: {self.live_state()}")
+            return s if s["latest"] and s["latest"] != after and done else None
+        try:
+            return self.wait_until(settled, timeout, "live mode settling")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}: {self.live_state()}") from None
 
     def queued_texts(self) -> dict[str, str]:
         """{prompt_id: positive prompt text} of every prompt the page queued (the server names the id)."""

@@ -188,7 +188,17 @@ def test_live_preview_frames_reach_only_the_browser_that_queued_on_the_master(cl
 
 
 def test_a_worker_stopped_mid_run_costs_only_its_image_and_the_next_run_works(cluster, example_1):
-    """Last in this module: it stops w1."""
+    """It kills w1, then starts it again (same port, base directory and models) for the tests that follow."""
+    try:
+        _kill_a_worker_mid_run_then_run_again(cluster, example_1)
+    finally:
+        w1 = cluster.servers["w1"]
+        if w1.proc.poll() is not None:
+            w1.log.close()
+            w1.start(timeout=300)
+
+
+def _kill_a_worker_mid_run_then_run_again(cluster, example_1):
     g = made_distributed(example_1)
     sampler = node_id(g, "LCMKitSampler")
     g[sampler]["inputs"]["steps"] = 8

@@ -3,6 +3,8 @@ the same graph, and keystroke-to-frame latency minus compute time.
 
     python3 scripts/testbed.py python scripts/bench_live.py [--frames N] [--size PX] [--screenshot docs/live.png]
     python3 scripts/testbed.py python scripts/bench_live.py --renderer both [--frontend newest]
+    python3 scripts/testbed.py python scripts/bench_live.py --measure page-cost [--before 85f3a4c] [--idle-s 6] [--edits 5]
+    python3 scripts/testbed.py python scripts/bench_live.py --measure pipeline [--frames 30]
 
 `run(report)` is what `make bench` calls: it fills report["live"]. It starts its own ComfyUI server
 (main.py --cpu, 127.0.0.1) with the pack and the tiny SD1.5 models under the example workflow's public
@@ -41,13 +43,17 @@ names, and Debian's Chromium with the real frontend through Playwright.
   graph: the live sketch workflow (128² canvas) plus a second Sketch node with a 768x640 noise sketch (a ~2 MB PNG in
   its widget) and 300 generated nodes (100 chains of EmptyLatentImage -> LatentUpscale -> LatentUpscaleBy, 200
   links); these are serialized with the graph but upstream of no output, so not run. Figures:
-  idle_busy = the page's main-thread busy share (Chrome DevTools Protocol Performance.getMetrics, TaskDuration delta /
-  wall delta) over --idle-s of nobody editing, with live off (the frontend's own share) and on (goal <= 1 %);
+  idle_busy = the page's main-thread busy share (Chrome DevTools Protocol Performance.getMetrics: TaskDuration delta on
+  the thread's CPU clock / wall delta) over --idle-s of nobody editing, with live off (the frontend's own share) and on;
   detect_ms = per edit of the prompt text (value + widget callback, as the frontend makes it), the page's work from
   the edit (after) or from the start of the poll that saw it (before) to live mode's decision (LiveMode.schedule
   entered), median of --edits (goal <= 5 ms); decide_after_ms = edit .. decision on the clock (the poll's wait
   included); live_mode_share_idle = the share of the idle window with live on whose stack holds this pack's code
-  (V8's sampling profiler, a window of its own after the busy-share one; idle_live_on_ms_per_s has the details).
+  (V8's sampling profiler, a window of its own after the busy-share one; idle_live_on_ms_per_s has the details;
+  goal <= 1 %).
+- pipeline ("--measure pipeline"): the server's own cost per live frame with a trivial graph (EmptyImage -> Live
+  Preview, 512² JPEG, no model): queue -> run start -> frame on the websocket, one at a time and back to back
+  (pipeline_cost).
 """
 from __future__ import annotations
 
@@ -480,6 +486,56 @@ def page_cost(before: str = BEFORE_COMMIT, idle_s: float = 6.0, edits: int = 5, 
     return results
 
 
+
+# ---- the server's own cost per live frame ----
+
+def trivial_prompt(size: int) -> dict:
+    """EmptyImage -> Live Preview: no model, so a frame's time is the pipeline's own (the Live Preview always runs)."""
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "LCMKitLivePreview", "inputs": {"images": ["1", 0], "format": "JPEG", "max_size": size}}}
+
+
+def pipeline_cost(frames: int = 30, size: int = 512) -> dict:
+    """The server's cost per live frame with a trivial graph (trivial_prompt), on one server (all cores):
+    - one at a time: queue over HTTP, wait for the frame message; per frame (server clock = this machine's): queue ..
+      execution_start (HTTP, validation, the queue), execution_start .. frame sent (execution bookkeeping + JPEG
+      encode, of which encode_ms), sent .. received here (the websocket);
+    - back to back: `frames` prompts queued at once; ms per frame = (last sent - first sent) / (n - 1) over the n
+      frames sent after the last request was answered."""
+    base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-live-"))
+    comfy_env.make_base_dir(base, {})
+    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
+    prompt = trivial_prompt(size)
+    try:
+        with comfy_env.WebSocketListener(server) as ws:
+            server.wait_history(server.queue(prompt, ws.client_id))   # warm-up (imports, first JPEG)
+            rows = []
+            for _ in range(frames):
+                t0 = time.time() * 1000
+                pid = server.queue(prompt, ws.client_id)
+                frame = ws.wait_event("lcm_kit.live_frame", pid)
+                received = time.time() * 1000
+                start = ws.wait_event("execution_start", pid)["timestamp"]
+                sent = frame["timings"]["sent_at_ms"]
+                rows.append({"total": received - t0, "queue_to_start": start - t0, "start_to_sent": sent - start,
+                             "encode": frame["timings"]["encode_ms"], "sent_to_received": received - sent})
+                server.wait_history(pid)
+            ids = [server.queue(prompt, ws.client_id) for _ in range(frames)]
+            all_queued = time.time() * 1000
+            for pid in ids:
+                ws.wait_event("lcm_kit.live_frame", pid)
+            # the frames sent once every request was in (before that the POSTs share the server with the runs)
+            sent = sorted(e["timings"]["sent_at_ms"] for e in ws.events("lcm_kit.live_frame")
+                          if e["prompt_id"] in ids and e["timings"]["sent_at_ms"] >= all_queued)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    one = {f"{k}_ms_median": round(statistics.median(r[k] for r in rows), 1) for k in rows[0]}
+    return {"size": size, "frames": frames, "one_at_a_time": one,
+            "back_to_back_frames": len(sent),
+            "back_to_back_ms_per_frame": round((sent[-1] - sent[0]) / (len(sent) - 1), 1) if len(sent) > 1 else None}
+
+
 def run(report: dict, frames: int = 5, size: int = 128, screenshot: Path | None = None,
         cores: str = "split", key_ms: int = 120, renderer: str = "classic", frontend: str = "own") -> dict:
     """Measure live mode; put the figures in report["live"] and return them."""
@@ -534,8 +590,9 @@ def main() -> int:
                     help="node renderer; both: live measurements in each, with Nodes 2.0 / classic ratios")
     ap.add_argument("--frontend", choices=["own", "newest"], default="own",
                     help="the server's own frontend (default) or the newest one of the test bed")
-    ap.add_argument("--measure", choices=["live", "page-cost"], default="live",
-                    help="live: the measurements above (default); page-cost: live mode's cost in the page, before/after")
+    ap.add_argument("--measure", choices=["live", "page-cost", "pipeline"], default="live",
+                    help="live: the measurements above (default); page-cost: live mode's cost in the page, "
+                         "before/after; pipeline: the server's own cost per live frame (trivial graph)")
     ap.add_argument("--before", default=BEFORE_COMMIT, help=f"page-cost: the commit whose js/ is 'before' (default {BEFORE_COMMIT})")
     ap.add_argument("--idle-s", type=float, default=6.0, help="page-cost: seconds of each idle window (default 6)")
     ap.add_argument("--edits", type=int, default=5, help="page-cost: edits per renderer and js (default 5)")
@@ -546,6 +603,9 @@ def main() -> int:
             raise SystemExit(reason)
         print(json.dumps({"page_cost": page_cost(args.before, args.idle_s, args.edits, args.cores, args.frontend)},
                          indent=1))
+        return 0
+    if args.measure == "pipeline":
+        print(json.dumps({"pipeline": pipeline_cost(max(args.frames, 30))}, indent=1))
         return 0
     if args.only_screenshot:
         with live_page(args.size, renderer=args.renderer if args.renderer != "both" else "classic",

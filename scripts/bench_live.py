@@ -3,6 +3,8 @@ the same graph, and keystroke-to-frame latency minus compute time.
 
     python3 scripts/testbed.py python scripts/bench_live.py [--frames N] [--size PX] [--screenshot docs/live.png]
     python3 scripts/testbed.py python scripts/bench_live.py --renderer both [--frontend newest]
+    python3 scripts/testbed.py python scripts/bench_live.py --measure page-cost [--before 85f3a4c] [--idle-s 6] [--edits 5]
+    python3 scripts/testbed.py python scripts/bench_live.py --measure pipeline [--frames 30]
 
 `run(report)` is what `make bench` calls: it fills report["live"]. It starts its own ComfyUI server
 (main.py --cpu, 127.0.0.1) with the pack and the tiny SD1.5 models under the example workflow's public
@@ -33,6 +35,25 @@ names, and Debian's Chromium with the real frontend through Playwright.
   user's machine, where the GPU computes and the browser has the CPU. "shared" lets the browser's
   rendering compete with the server's compute on the same cores (on 2 CPU cores, compute per frame then
   grows by 40-80 % while the page is open).
+- page cost ("--measure page-cost"): what live mode costs the page itself, before (the js/ of --before, default
+  85f3a4c: the whole graph serialized by a 100 ms poll) and after (this checkout's js/: edits are events), in one run.
+  The "before" pack is this checkout with js/ replaced by that commit's (git archive into a temporary folder; the
+  Python side is the same, so only the page differs); each pack gets its own server (two packs in one server would
+  register the same extensions), one after the other, and in each both node renderers, one fresh page each. The
+  graph: the live sketch workflow (128² canvas) plus a second Sketch node with a 768x640 noise sketch (a ~2 MB PNG in
+  its widget) and 300 generated nodes (100 chains of EmptyLatentImage -> LatentUpscale -> LatentUpscaleBy, 200
+  links); these are serialized with the graph but upstream of no output, so not run. Figures:
+  idle_busy = the page's main-thread busy share (Chrome DevTools Protocol Performance.getMetrics: TaskDuration delta on
+  the thread's CPU clock / wall delta) over --idle-s of nobody editing, with live off (the frontend's own share) and on;
+  detect_ms = per edit of the prompt text (value + widget callback, as the frontend makes it), the page's work from
+  the edit (after) or from the start of the poll that saw it (before) to live mode's decision (LiveMode.schedule
+  entered), median of --edits (goal <= 5 ms); decide_after_ms = edit .. decision on the clock (the poll's wait
+  included); live_mode_share_idle = the share of the idle window with live on whose stack holds this pack's code
+  (V8's sampling profiler, a window of its own after the busy-share one; idle_live_on_ms_per_s has the details;
+  goal <= 1 %).
+- pipeline ("--measure pipeline"): the server's own cost per live frame with a trivial graph (EmptyImage -> Live
+  Preview, 512² JPEG, no model): queue -> run start -> frame on the websocket, one at a time and back to back
+  (pipeline_cost).
 """
 from __future__ import annotations
 
@@ -42,6 +63,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -244,6 +266,276 @@ def compare_renderers(frames: int = 5, size: int = 128, cores: str = "split", ke
     return results
 
 
+# ---- page cost: live mode's own work in the page, before / after ----
+
+TAESD = ("vae_approx/taesd_encoder.safetensors", "vae_approx/taesd_decoder.safetensors")
+BEFORE_COMMIT = "85f3a4c"   # main before issue 26: live mode serialized the whole graph every 100 ms
+
+
+@contextlib.contextmanager
+def pack_with_js(commit: str | None):
+    """This checkout as a pack folder, with js/ from `commit` (None: this checkout itself): a temporary folder of
+    links to this checkout's files and that commit's js/ (git archive)."""
+    if commit is None:
+        yield REPO
+        return
+    folder = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-pack-"))
+    try:
+        for entry in REPO.iterdir():
+            if entry.name != "js" and not entry.name.startswith("."):
+                (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "js"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def big_workflow(nodes: int = 300, sketch_px: tuple[int, int] = (768, 640)) -> tuple[dict, int]:
+    """The live sketch workflow (128² canvas) plus a second Sketch node holding a noise sketch of sketch_px (RGBA
+    noise: PNG does not compress it), and `nodes` generated nodes (chains of three, linked); these extra nodes are
+    upstream of no output, so the page serializes them as any graph but the server runs only the small live chain
+    (a 768x640 run takes minutes on these CPU cores). Returns (workflow, the big sketch's PNG bytes)."""
+    import base64
+    import io
+    import random
+
+    from PIL import Image
+    wf = browser_support.sketch_workflow()
+    w, h = sketch_px
+    png = io.BytesIO()
+    Image.frombytes("RGBA", (w, h), random.Random(26).randbytes(w * h * 4)).save(png, "PNG", compress_level=1)
+    sketch = json.loads(json.dumps(next(n for n in wf["nodes"] if n["type"] == "LCMKitSketch")))
+    sketch.update(id=999, pos=[-900, 0], outputs=[dict(o, links=[]) for o in sketch.get("outputs", [])],
+                  inputs=[dict(i, link=None) for i in sketch.get("inputs", [])])
+    sketch["widgets_values"][:2] = [w, h]
+    sketch["widgets_values"][3] = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    wf["nodes"].append(sketch)
+    chain = [("EmptyLatentImage", [64, 64, 1]), ("LatentUpscale", ["nearest-exact", 64, 64, "disabled"]),
+             ("LatentUpscaleBy", ["nearest-exact", 1.5])]
+    node_id, link_id = 1000, 1000
+    for i in range(nodes // len(chain)):
+        prev = None
+        for k, (kind, values) in enumerate(chain):
+            node = {"id": node_id, "type": kind, "pos": [k * 340, 1200 + i * 160], "size": [315, 130], "flags": {},
+                    "order": node_id, "mode": 0, "properties": {"Node name for S&R": kind},
+                    "widgets_values": list(values), "inputs": [],
+                    "outputs": [{"name": "LATENT", "type": "LATENT", "links": [], "slot_index": 0}]}
+            if prev is not None:
+                wf["links"].append([link_id, prev["id"], 0, node_id, 0, "LATENT"])
+                prev["outputs"][0]["links"].append(link_id)
+                node["inputs"].append({"name": "samples", "type": "LATENT", "link": link_id})
+                link_id += 1
+            wf["nodes"].append(node)
+            prev, node_id = node, node_id + 1
+    wf["last_node_id"], wf["last_link_id"] = node_id, link_id
+    return wf, len(png.getvalue())
+
+
+def main_thread_busy(cdp, seconds: float) -> float:
+    """The page's main-thread busy share over `seconds` in which nothing talks to the page: the renderer's main-thread
+    task time (Performance.getMetrics' TaskDuration, on the thread's CPU clock: timeDomain threadTicks, so other
+    processes on these cores do not inflate it) / wall time."""
+    def task_s():
+        return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+    a, t0 = task_s(), time.monotonic()
+    time.sleep(seconds)   # the measuring window itself: the page runs on its own meanwhile
+    b, t1 = task_s(), time.monotonic()
+    return round((b - a) / (t1 - t0), 4)
+
+
+def idle_profile(cdp, seconds: float) -> dict:
+    """Where the page's main thread spends an idle window (V8's sampling profiler, 1 ms samples), in ms per second of
+    wall time: `pack` = samples with a frame of this pack's scripts (/extensions/...) anywhere on the stack (what live
+    mode's code runs, the frontend functions it calls included, such as the graph's serialize), by the outermost such
+    script; `top` = self time by script or native category ((idle) left out)."""
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 1000})
+    cdp.send("Profiler.start")
+    time.sleep(seconds)   # the window: the page runs on its own meanwhile
+    profile = cdp.send("Profiler.stop")["profile"]
+    cdp.send("Profiler.disable")
+    name, parent = {}, {}
+    for node in profile["nodes"]:
+        url = node["callFrame"].get("url", "")
+        if "/extensions/" in url:
+            name[node["id"]] = "pack:" + url.split("/extensions/", 1)[1].split("?")[0]
+        elif url:
+            name[node["id"]] = "frontend:" + url.rsplit("/", 1)[-1].split("?")[0]
+        else:
+            name[node["id"]] = node["callFrame"].get("functionName") or "(native)"
+        for child in node.get("children", []):
+            parent[child] = node["id"]
+
+    def outermost_pack(node_id):
+        found = None
+        while node_id is not None:
+            if name[node_id].startswith("pack:"):
+                found = name[node_id]
+            node_id = parent.get(node_id)
+        return found
+
+    wall_s = (profile["endTime"] - profile["startTime"]) / 1e6
+    top: dict = {}
+    pack: dict = {}
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"]):
+        top[name[sample]] = top.get(name[sample], 0) + delta / 1000.0
+        owner = outermost_pack(sample)
+        if owner:
+            pack[owner] = pack.get(owner, 0) + delta / 1000.0
+    per_s = lambda d: {k: round(v / wall_s, 2) for k, v in sorted(d.items(), key=lambda kv: -kv[1])}  # noqa: E731
+    top.pop("(idle)", None)
+    return {"pack_total": round(sum(pack.values()) / wall_s, 2), "pack": per_s(pack),
+            "top": dict(list(per_s(top).items())[:5])}
+
+
+# In the page: every entry into LiveMode.schedule (live mode's decision on an edit) and, before's poll, every start of
+# LiveMode.check, on performance.now(); `decided` resolves at the next decision.
+PROBE = """() => { const l = window.lcmKitLive, p = window.lcmKitBench = { checkAt: -1, resolve: null };
+    const schedule = l.schedule;
+    l.schedule = function (...a) { const now = performance.now();
+        if (p.resolve) { const done = p.resolve; p.resolve = null; done(now); } return schedule.apply(this, a); };
+    if (typeof l.check === 'function') { const check = l.check;
+        l.check = function (...a) { p.checkAt = performance.now(); return check.apply(this, a); }; } }"""
+# One edit of the prompt text as the frontend makes it (value, then the widget's callback); when live mode decided.
+EDIT = """async ([id, text]) => { const p = window.lcmKitBench;
+    const w = window.app.graph.getNodeById(id).widgets.find((x) => x.name === 'text');
+    const decided = new Promise((done) => { p.resolve = done; setTimeout(() => done(null), 3000); });
+    const t0 = performance.now(); w.value = text; w.callback?.(text); const t1 = performance.now();
+    const at = await decided; p.resolve = null;
+    if (at == null) return null;
+    const from = p.checkAt >= t0 && p.checkAt <= at ? p.checkAt : t0;   // before: the poll that saw the edit
+    return { change_ms: t1 - t0, detect_ms: at - from, decide_after_ms: at - t0 }; }"""
+
+
+def progress(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def page_cost_one(server, base: Path, renderer: str, workflow: dict, idle_s: float, edits: int) -> dict:
+    progress(f"{renderer}: page")
+    browser_support.write_frontend_settings(base, {"Comfy.VueNodes.Enabled": renderer == "nodes2"})
+    with browser_support.Browser(server.url) as page:
+        page.load_workflow(workflow)
+        nodes = page.js("() => window.app.graph.nodes.length")
+        cdp = page.page.context.new_cdp_session(page.page)
+        cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+        page.next_frames(5)
+        result = {"nodes": nodes, "idle_busy_live_off": main_thread_busy(cdp, idle_s)}
+        progress(f"{renderer}: live on")
+        page.command("LCMKit.Live.Toggle")
+        state = page.wait_settled()
+        progress(f"{renderer}: first frame in")
+        assert not state["error"], state["error"]
+        # the timers after a frame (interrupt-if-idle: 400 ms after the last edit) have run before the window opens
+        page.page.wait_for_timeout(1000)
+        result["idle_busy_live_on"] = main_thread_busy(cdp, idle_s)
+        result["idle_live_on_ms_per_s"] = idle_profile(cdp, idle_s)
+        # live mode's own share of the main thread while idle (goal <= 1 %)
+        result["live_mode_share_idle"] = round(result["idle_live_on_ms_per_s"]["pack_total"] / 1000, 4)
+        page.set_debounce(browser_support.DEFAULT_DEBOUNCE_MS)
+        page.js(PROBE)
+        samples = []
+        for i in range(edits):
+            before = page.live_state()["latest"]
+            sample = page.js(EDIT, [3, f"bench edit {i}"])
+            assert sample, "live mode made no decision within 3 s of an edit"
+            samples.append(sample)
+            page.wait_settled(after=before)
+        for key in ("detect_ms", "decide_after_ms", "change_ms"):
+            result[f"{key}_median"] = round(statistics.median(s[key] for s in samples), 2)
+        result["detect_ms_max"] = round(max(s["detect_ms"] for s in samples), 2)
+    return result
+
+
+def page_cost(before: str = BEFORE_COMMIT, idle_s: float = 6.0, edits: int = 5, cores: str = "split",
+              frontend: str = "own") -> dict:
+    """Live mode's cost in the page, before (js/ of `before`) and after (this checkout), in both renderers."""
+    workflow, sketch_bytes = big_workflow()
+    results: dict = {"before_js": before, "idle_s": idle_s, "edits": edits, "sketch_png_bytes": sketch_bytes,
+                     "frontend": frontend}
+    split = core_split() if cores == "split" else None
+    own_cores = os.sched_getaffinity(0)
+    for variant, commit in (("before", before), ("after", None)):
+        base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-live-"))
+        try:
+            with pack_with_js(commit) as pack:
+                (base / "custom_nodes").mkdir(parents=True)
+                (base / "custom_nodes" / comfy_env.PACK_FOLDER).symlink_to(pack, target_is_directory=True)
+                browser_support.link_public_models(base)
+                browser_support.link_models(base, {name: name for name in TAESD})   # the sketch's Fast Encode/Decode
+                server = comfy_env.ComfyServer(base, base / "comfyui.log", cpus=split[0] if split else None,
+                                               extra_args=frontend_args(frontend)).start()
+                try:
+                    if split:
+                        os.sched_setaffinity(0, split[1])
+                    for renderer in RENDERERS:
+                        results.setdefault(renderer, {})[variant] = page_cost_one(server, base, renderer, workflow,
+                                                                                  idle_s, edits)
+                finally:
+                    os.sched_setaffinity(0, own_cores)
+                    server.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    for renderer in RENDERERS:
+        b, a = results[renderer]["before"], results[renderer]["after"]
+        results[renderer]["after_vs_before"] = {
+            key: round(a[key] / b[key], 3) if b[key] else None
+            for key in ("live_mode_share_idle", "idle_busy_live_on", "detect_ms_median", "decide_after_ms_median")}
+    return results
+
+
+
+# ---- the server's own cost per live frame ----
+
+def trivial_prompt(size: int) -> dict:
+    """EmptyImage -> Live Preview: no model, so a frame's time is the pipeline's own (the Live Preview always runs)."""
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "LCMKitLivePreview", "inputs": {"images": ["1", 0], "format": "JPEG", "max_size": size}}}
+
+
+def pipeline_cost(frames: int = 30, size: int = 512) -> dict:
+    """The server's cost per live frame with a trivial graph (trivial_prompt), on one server (all cores):
+    - one at a time: queue over HTTP, wait for the frame message; per frame (server clock = this machine's): queue ..
+      execution_start (HTTP, validation, the queue), execution_start .. frame sent (execution bookkeeping + JPEG
+      encode, of which encode_ms), sent .. received here (the websocket);
+    - back to back: `frames` prompts queued at once; ms per frame = (last sent - first sent) / (n - 1) over the n
+      frames sent after the last request was answered."""
+    base = Path(tempfile.mkdtemp(prefix="lcm-kit-bench-live-"))
+    comfy_env.make_base_dir(base, {})
+    server = comfy_env.ComfyServer(base, base / "comfyui.log").start()
+    prompt = trivial_prompt(size)
+    try:
+        with comfy_env.WebSocketListener(server) as ws:
+            server.wait_history(server.queue(prompt, ws.client_id))   # warm-up (imports, first JPEG)
+            rows = []
+            for _ in range(frames):
+                t0 = time.time() * 1000
+                pid = server.queue(prompt, ws.client_id)
+                frame = ws.wait_event("lcm_kit.live_frame", pid)
+                received = time.time() * 1000
+                start = ws.wait_event("execution_start", pid)["timestamp"]
+                sent = frame["timings"]["sent_at_ms"]
+                rows.append({"total": received - t0, "queue_to_start": start - t0, "start_to_sent": sent - start,
+                             "encode": frame["timings"]["encode_ms"], "sent_to_received": received - sent})
+                server.wait_history(pid)
+            ids = [server.queue(prompt, ws.client_id) for _ in range(frames)]
+            all_queued = time.time() * 1000
+            for pid in ids:
+                ws.wait_event("lcm_kit.live_frame", pid)
+            # the frames sent once every request was in (before that the POSTs share the server with the runs)
+            sent = sorted(e["timings"]["sent_at_ms"] for e in ws.events("lcm_kit.live_frame")
+                          if e["prompt_id"] in ids and e["timings"]["sent_at_ms"] >= all_queued)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    one = {f"{k}_ms_median": round(statistics.median(r[k] for r in rows), 1) for k in rows[0]}
+    return {"size": size, "frames": frames, "one_at_a_time": one,
+            "back_to_back_frames": len(sent),
+            "back_to_back_ms_per_frame": round((sent[-1] - sent[0]) / (len(sent) - 1), 1) if len(sent) > 1 else None}
+
+
 def run(report: dict, frames: int = 5, size: int = 128, screenshot: Path | None = None,
         cores: str = "split", key_ms: int = 120, renderer: str = "classic", frontend: str = "own") -> dict:
     """Measure live mode; put the figures in report["live"] and return them."""
@@ -298,7 +590,23 @@ def main() -> int:
                     help="node renderer; both: live measurements in each, with Nodes 2.0 / classic ratios")
     ap.add_argument("--frontend", choices=["own", "newest"], default="own",
                     help="the server's own frontend (default) or the newest one of the test bed")
+    ap.add_argument("--measure", choices=["live", "page-cost", "pipeline"], default="live",
+                    help="live: the measurements above (default); page-cost: live mode's cost in the page, "
+                         "before/after; pipeline: the server's own cost per live frame (trivial graph)")
+    ap.add_argument("--before", default=BEFORE_COMMIT, help=f"page-cost: the commit whose js/ is 'before' (default {BEFORE_COMMIT})")
+    ap.add_argument("--idle-s", type=float, default=6.0, help="page-cost: seconds of each idle window (default 6)")
+    ap.add_argument("--edits", type=int, default=5, help="page-cost: edits per renderer and js (default 5)")
     args = ap.parse_args()
+    if args.measure == "page-cost":
+        reason = browser_support.chromium_missing_reason()
+        if reason:
+            raise SystemExit(reason)
+        print(json.dumps({"page_cost": page_cost(args.before, args.idle_s, args.edits, args.cores, args.frontend)},
+                         indent=1))
+        return 0
+    if args.measure == "pipeline":
+        print(json.dumps({"pipeline": pipeline_cost(max(args.frames, 30))}, indent=1))
+        return 0
     if args.only_screenshot:
         with live_page(args.size, renderer=args.renderer if args.renderer != "both" else "classic",
                        frontend=args.frontend) as (_, page):

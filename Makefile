@@ -12,9 +12,9 @@ test:            ## the whole suite (what CI runs): the browser side's unit test
 	$(TESTBED) test-js
 	$(TESTBED) test
 
-test-fast:       ## skip the slow SDXL-size tests
+test-fast:       ## the edit-test loop: the unit tests in-process, no server, no browser, nothing marked slow
 	$(TESTBED) test-js
-	$(TESTBED) test -m "not slow"
+	$(TESTBED) test -m "not slow and not server"
 
 demo:            ## the main job: start ComfyUI with the pack, run the LCM example, write PNGs + timing table
 	$(TESTBED) demo

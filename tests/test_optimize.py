@@ -86,6 +86,7 @@ def test_node_has_description_category_tooltips_and_fixed_widget_order(pack, nod
 # Compile
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow   # an inductor compile (tens of seconds on 2 cores)
 def test_compiled_model_gives_the_uncompiled_result(comfy, base_dir, compiler):
     torch._dynamo.reset()     # whatever ran before, this run must compile
     compiled_latent, graphs_compiled = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=COMPILE)
@@ -94,6 +95,7 @@ def test_compiled_model_gives_the_uncompiled_result(comfy, base_dir, compiler):
     assert torch.allclose(compiled_latent, eager, atol=1e-3), (compiled_latent - eager).abs().max()
 
 
+@pytest.mark.slow   # an inductor compile (tens of seconds on 2 cores)
 @pytest.mark.parametrize("strength", [0.5, 0.0])
 def test_lora_strength_change_applies_exactly_without_recompiling(comfy, base_dir, compiler, warm, strength):
     compiled, new_graphs = _run(comfy, base_dir, compiler, loras=[(STYLE, strength)], compile=COMPILE)
@@ -104,6 +106,7 @@ def test_lora_strength_change_applies_exactly_without_recompiling(comfy, base_di
     assert (compiled - warm[0]).abs().max() > 0.05
 
 
+@pytest.mark.slow   # an inductor compile (tens of seconds on 2 cores)
 @pytest.mark.parametrize("loras", [[], [(LCM, 1.0)], [(LCM, 0.8), (STYLE, 0.6)]], ids=["none", "other", "two"])
 def test_lora_stack_change_does_not_recompile(comfy, base_dir, compiler, warm, loras):
     compiled, new_graphs = _run(comfy, base_dir, compiler, loras=loras, compile=COMPILE)
@@ -112,6 +115,7 @@ def test_lora_stack_change_does_not_recompile(comfy, base_dir, compiler, warm, l
     assert torch.allclose(compiled, eager, atol=1e-3), (compiled - eager).abs().max()
 
 
+@pytest.mark.slow   # an inductor compile (tens of seconds on 2 cores)
 @pytest.mark.parametrize("change", [{"seed": 99}, {"text": "a lighthouse at dusk, oil painting"}])
 def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, compiler, warm, change):
     compiled, new_graphs = _run(comfy, base_dir, compiler, loras=[(STYLE, 1.0)], compile=COMPILE, **change)
@@ -119,6 +123,7 @@ def test_prompt_or_seed_change_does_not_recompile(comfy, base_dir, compiler, war
     assert (compiled - warm[0]).abs().max() > 0.05
 
 
+@pytest.mark.slow   # dynamo traces the UNet at three resolutions (tens of seconds on 2 cores)
 def test_new_resolution_recompiles_at_most_once_with_dynamic_auto(comfy, base_dir, compiler):
     """Dynamo's `eager` backend: recompiles are dynamo's decision whatever the backend, and an inductor
     compile with dynamic shapes takes ≈40 s on 2 cores."""

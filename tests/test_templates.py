@@ -66,9 +66,13 @@ def test_every_example_loads_with_every_node_known_and_fits_the_window(browser):
     browser.close_dialogs()
     problems = []
     for path in EXAMPLES:
+        workflow = json.loads(path.read_text())
         browser.js("async ([wf, name]) => { await window.app.loadGraphData(wf, true, true, name); }",
-                   [json.loads(path.read_text()), path.stem])
-        browser.page.wait_for_timeout(300)
+                   [workflow, path.stem])
+        # the frontend restores the saved view (extra.ds) after loading: measure once it has, not after a fixed wait
+        browser.page.wait_for_function(
+            "([n, scale]) => window.app.graph._nodes.length === n && Math.abs(window.app.canvas.ds.scale - scale) < 1e-3",
+            arg=[len(workflow["nodes"]), workflow["extra"]["ds"]["scale"]], timeout=30_000)
         view = browser.js("""() => {
             const c = window.app.canvas, r = c.canvas.getBoundingClientRect();
             const minimap = document.querySelector('.litegraph-minimap')?.getBoundingClientRect();
@@ -94,7 +98,8 @@ def test_every_example_loads_with_every_node_known_and_fits_the_window(browser):
                 problems.append(f"{path.stem}: {node['title']} at {[round(v) for v in node['rect']]} is off screen")
             m = view["minimap"]
             if m and x0 < m[2] and m[0] < x1 and y0 < m[3] and m[1] < y1:
-                problems.append(f"{path.stem}: {node['title']} is under the minimap")
+                problems.append(f"{path.stem}: {node['title']} at {[round(v) for v in node['rect']]} is under the "
+                                f"minimap at {[round(v) for v in m]} (zoom {view['scale']:.2f})")
     assert problems == []
 
 

@@ -63,3 +63,22 @@ def server(comfy, base_dir, tmp_path_factory):
     srv.start()
     yield srv
     srv.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "only(*variants): run this test only in these variants of its parametrized "
+                                       "fixtures, each a dict {fixture: param}; the others are not collected")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.only({"page": "classic"}, …)`: a test that needs one variant of a module's parametrized page
+    (renderer × frontend) is collected in that variant only, instead of being skipped in the others."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("only")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        wanted = marker is None or any(all(params.get(k) == v for k, v in variant.items()) for variant in marker.args)
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -125,11 +125,11 @@ def test_strokes_stream_frames_of_the_last_sketch_equal_to_a_direct_run(page, co
     assert frame.std() > 2                    # a picture, not a flat colour
 
 
+@pytest.mark.only({"sketch_server": "own", "page": "classic"},   # one renderer per frontend keeps the module short
+                  {"sketch_server": "newest", "page": "nodes2"})
 @pytest.mark.server
 def test_undo_redo_and_clear_change_the_frame(page):
     b = page
-    if (b.frontend == "own") == b.vue:
-        pytest.skip("one renderer per frontend (own: classic, newest: Nodes 2.0) keeps the module short")
 
     click_tool(b, "clear")
     empty = b.wait_settled(after=b.live_state()["latest"])
@@ -181,11 +181,10 @@ def test_a_saved_workflow_reopens_with_its_sketch(page):
     b.command("LCMKit.Live.Toggle")
 
 
+@pytest.mark.only({"sketch_server": "own", "page": "classic"})   # the same js everywhere: checked once
 @pytest.mark.server
 def test_an_oversized_sketch_is_not_sent_nor_saved_and_the_node_says_so(page):
     b = page
-    if b.vue or b.frontend != "own":
-        pytest.skip("the same js in both renderers and frontends: checked once")
     b.command("LCMKit.Live.Toggle")        # live off: a 1104² run would take minutes on these cores
     set_size = """([id, side]) => { const n = window.app.graph.getNodeById(id);
         for (const k of ['width', 'height']) { const w = n.widgets.find((x) => x.name === k); w.value = side; w.callback?.(side); } }"""
@@ -214,13 +213,12 @@ def files_under(base_dir, *folders) -> set:
     return {p for f in folders for p in (base_dir / f).rglob("*") if p.is_file()}
 
 
+@pytest.mark.only({"sketch_server": "own", "page": "classic"})   # a soak of the scheduler: run once
 @pytest.mark.server
 @pytest.mark.slow
 def test_200_strokes_leave_no_errors_an_empty_queue_flat_memory_and_no_files(page, base_dir):
     import psutil
     b = page
-    if b.vue or b.frontend != "own":
-        pytest.skip("a soak of the scheduler, the same in every renderer: run once")
     strokes = int(os.environ.get("LCM_KIT_SOAK_STROKES", "200"))
     before_files = files_under(base_dir, "input", "output")
     server = psutil.Process(b.server.proc.pid)

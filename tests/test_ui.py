@@ -250,11 +250,10 @@ def test_a_failed_live_edit_shows_on_the_node_without_a_modal_and_a_run_keeps_co
     b.set_widget(*undo)
 
 
+@pytest.mark.only({"page": "classic"})   # the same graph code in both renderers: checked in one
 @pytest.mark.server
 def test_an_edit_inside_a_subgraph_requeues_in_live_mode(live_page):
     b = live_page
-    if b.vue:
-        pytest.skip("the same graph code in both renderers: checked once, in the classic one")
     b.js("(id) => { const g = window.app.graph; g.convertToSubgraph(new Set([g.getNodeById(id)])); }", 3)
     before = b.wait_settled()
     # the text box the user sees: newer frontends show the inner widget on the subgraph node (promoted); older ones
@@ -289,13 +288,12 @@ def test_a_steps_preset_that_overrides_steps_says_so_on_the_sampler(live_page):
     b.wait_settled()
 
 
+@pytest.mark.only({"page": "classic"})   # the same graph code in both renderers: checked in one
 @pytest.mark.server
 def test_a_live_preview_inside_a_subgraph_stays_live_and_shows_its_frame(live_page):
     """Packed into a subgraph, the Live Preview runs under the id "<subgraph node>:<node>": live mode queues up to it,
     and opening the subgraph shows its frame (it used to find no Live Preview and switch itself off)."""
     b = live_page
-    if b.vue:
-        pytest.skip("the same graph code in both renderers: checked once, in the classic one")
     outer = b.js("""(id) => { const g = window.app.graph;
         return g.convertToSubgraph(new Set([g.getNodeById(id)])).node.id; }""", LIVE_NODE)
     before = b.wait_settled()

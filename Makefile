@@ -3,7 +3,7 @@
 PYTHON ?= python3
 TESTBED := $(PYTHON) scripts/testbed.py
 
-.PHONY: setup test test-fast demo bench clean examples
+.PHONY: setup test test-fast test-random demo bench clean examples
 
 setup:
 	$(TESTBED) setup
@@ -15,6 +15,9 @@ test:            ## the whole suite (what CI runs): the browser side's unit test
 test-fast:       ## the edit-test loop: the unit tests in-process, no server, no browser, nothing marked slow
 	$(TESTBED) test-js
 	$(TESTBED) test -m "not slow and not server"
+
+test-random:     ## the whole suite in random order (pytest-randomly; add --randomly-seed=N to repeat a printed seed)
+	LCM_KIT_RANDOM_ORDER=1 $(TESTBED) test
 
 demo:            ## the main job: start ComfyUI with the pack, run the LCM example, write PNGs + timing table
 	$(TESTBED) demo

@@ -500,7 +500,9 @@ def main(argv: list[str]) -> int:
         say(f"ready: python {python}, ComfyUI {comfy_dir}")
         return 0
     if cmd == "test":
-        args = [str(python), "-m", "pytest", *parallel_args(rest, env), *rest]
+        # random order (pytest-randomly) is opt-in (`make test-random`): CI runs the files' own order
+        order = [] if env.get("LCM_KIT_RANDOM_ORDER") == "1" else ["-p", "no:randomly"]
+        args = [str(python), "-m", "pytest", *order, *parallel_args(rest, env), *rest]
     elif cmd == "demo":
         args = [str(python), str(REPO / "scripts" / "demo.py"), *rest]
     elif cmd == "bench":

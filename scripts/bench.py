@@ -33,7 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 import logging  # noqa: E402
 
-logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
 
 from support import comfy_env, tiny_models  # noqa: E402
 
@@ -310,4 +309,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
     sys.exit(main())

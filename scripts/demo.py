@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 import logging  # noqa: E402
 
-logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
 
 from support import comfy_env, tiny_models  # noqa: E402
 from support.workflows import ui_to_api  # noqa: E402
@@ -122,4 +121,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
     sys.exit(main())

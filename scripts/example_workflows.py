@@ -18,8 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 import logging  # noqa: E402
 
-logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
-
 from support import comfy_env  # noqa: E402
 from support.workflows import has_control_value, input_specs, is_widget  # noqa: E402
 
@@ -492,4 +490,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
     sys.exit(main())

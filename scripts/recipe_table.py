@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-logging.getLogger().setLevel(logging.ERROR)
 
 from support import comfy_env, tiny_models  # noqa: E402
 from support.diffusers_reference import pipeline_reference  # noqa: E402
@@ -132,4 +131,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.ERROR)  # ComfyUI's import chatter (optional audio nodes)
     raise SystemExit(main())

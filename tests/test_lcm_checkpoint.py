@@ -45,15 +45,21 @@ def ckpt(pack):
 
 @contextlib.contextmanager
 def captured_log():
-    """The messages logged (root logger, WARNING and up) inside the block."""
+    """The messages logged (root logger, WARNING and up) inside the block, whatever level the process had set
+    (ComfyUI's console shows warnings; a script that quiets the root logger must not hide them from the test)."""
     messages: list[str] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda record: messages.append(record.getMessage())
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    level = root.level
+    if level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    root.addHandler(handler)
     try:
         yield messages
     finally:
-        logging.getLogger().removeHandler(handler)
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,6 @@ export const live = new LiveMode({
     displayName: nodeDisplayName,
 });
 
-globalThis.lcmKitLive = live;   // a handle for the browser console and the end-to-end tests
-
 // Edits of the graph: one source for all of them.
 const edits = live.source();
 function notifyEdit() {

@@ -21,7 +21,6 @@
 import { FrameRate } from "./readout.js";
 
 export const DEFAULT_DEBOUNCE_MS = 150;
-const HISTORY_LIMIT = 500;
 const RUN_SAMPLES = 3;         // expected run time = the shortest of the last RUN_SAMPLES runs
 const PAUSE_MS = 400;          // no edit for this long (and twice the debounce): the edits have stopped
 const PROGRESS_AFTER_MS = 1000;    // a run's progress shows once it takes this long (or before the first frame)
@@ -81,7 +80,6 @@ export class LiveMode {
         this.notices = new Map();      // what this frontend cannot do (compat probes): key -> text
         this.stats = { queued: 0, unchanged: 0, cancelled: 0, interrupted: 0, kept: 0, frames: 0, dropped: 0,
                        errors: 0, rejected: 0 };
-        this.history = [];             // shown frames, newest last (bounded): for the readout and the benchmark
     }
 
     isOurs(id) {
@@ -447,9 +445,6 @@ export class LiveMode {
             pushBounded(this.runMs, this.computeMs);
         }
         if (meta.prompt_id === this.latest) this.error = null;
-        this.history.push({ promptId: meta.prompt_id, frame: meta.frame, seq: p.seq, latencyMs: this.latencyMs,
-                            computeMs: this.computeMs, width: meta.width, height: meta.height, at: arrivedAt });
-        if (this.history.length > HISTORY_LIMIT) this.history.splice(0, this.history.length - HISTORY_LIMIT);
         for (const src of p.sources ?? []) {
             src.callbacks.frame?.({ promptId: meta.prompt_id, latencyMs: this.latencyMs, computeMs: this.computeMs });
         }

@@ -77,10 +77,8 @@ export class SketchPad {
         this.loadSeq = 0;
         this.camera = null;
         this.live = live.source({ next: (info) => this.cameraNext(info), stopped: () => this.stopCamera() });
-        this.stats = { cameraFrames: 0 };     // for the tests and the benchmark
         this.root = document.createElement("div");
         this.root.className = "lcm-kit-panel lcm-kit-sketch";
-        this.root.lcmKitPad = this;     // a handle for the browser console and the end-to-end tests
         this.tools = document.createElement("div");
         this.tools.className = "lcm-kit-tools";
         this.size = Object.assign(document.createElement("input"), { type: "range", min: 1, max: 96, value: 12,
@@ -442,7 +440,6 @@ export class SketchPad {
         cam.lastGrab = performance.now();
         this.drawCover(cam.video, cam.video.videoWidth, cam.video.videoHeight,
                        this.mirror.getAttribute("aria-pressed") === "true");
-        this.stats.cameraFrames++;
         this.commit();
     }
 

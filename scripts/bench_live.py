@@ -125,8 +125,8 @@ def live_continuous(page: browser_support.Browser, seconds: float, key_ms: int) 
     page.page.keyboard.type(("ab " * keys)[:keys], delay=key_ms)
     t1 = page.js("() => performance.now()")
     state = page.wait_settled(after=before["latest"])
-    shown = page.js("([t0, t1]) => window.lcmKitLive.history.filter((h) => h.at >= t0 && h.at <= t1)", [t0, t1])
-    stats = {k: state["stats"][k] - before["stats"][k] for k in ("queued", "cancelled", "interrupted", "kept", "frames")}
+    shown = [h for h in state["history"] if t0 <= h["at"] <= t1]
+    stats = {k: state["stats"][k] - before["stats"][k] for k in ("queued", "cancelled", "interrupted", "frames")}
     result = {"key_ms": key_ms, "keys": keys, "typing_s": round((t1 - t0) / 1000, 2), "frames_while_typing": len(shown),
               **{f"prompts_{k}": v for k, v in stats.items() if k != "frames"}}
     if len(shown) >= 2:
@@ -391,8 +391,13 @@ def idle_profile(cdp, seconds: float) -> dict:
 
 
 # In the page: every entry into LiveMode.schedule (live mode's decision on an edit) and, before's poll, every start of
-# LiveMode.check, on performance.now(); `decided` resolves at the next decision.
-PROBE = """() => { const l = window.lcmKitLive, p = window.lcmKitBench = { checkAt: -1, resolve: null };
+# LiveMode.check, on performance.now(); `decided` resolves at the next decision. Live mode is the `live` export of
+# the pack's js/live.js (the module instance the frontend loaded: an import of the same URL), or the console handle
+# `window.lcmKitLive` that the before commit's js/ had.
+PROBE = """async () => { const module = (await (await fetch('/extensions')).json()).find((u) => /\\/live\\.js$/.test(u)
+        && u.includes('lcm'));
+    const l = window.lcmKitLive ?? (await import(new URL(module, location.href).href)).live;
+    const p = window.lcmKitBench = { checkAt: -1, resolve: null };
     const schedule = l.schedule;
     l.schedule = function (...a) { const now = performance.now();
         if (p.resolve) { const done = p.resolve; p.resolve = null; done(now); } return schedule.apply(this, a); };

@@ -101,18 +101,16 @@ def measure_camera(seconds: float, size: int) -> dict:
             b.show_node(SKETCH, scale=0.9)
             left, top, right, bottom = b.element_box(SKETCH, "sketch", ".lcm-kit-tools button[title^='the camera']")
             b.page.mouse.click((left + right) / 2, (top + bottom) / 2)
-            pad = "window.app.graph.getNodeById(%d).widgets.find((w) => w.name === 'sketch').element.lcmKitPad" % SKETCH
             try:
-                b.page.wait_for_function("() => window.lcmKitLive.stats.frames >= 3", timeout=60_000)
-            except Exception:
-                raise RuntimeError(f"no camera frames: {b.live_state()} {b.js(f'() => {pad}.message.textContent')} "
-                                   f"{b.js(f'() => {pad}.stats')}") from None
-            first = b.live_state()["stats"]["frames"]
+                b.wait_until(lambda: len(b.shown_frames()) >= 3, 60, "three camera frames shown")
+            except TimeoutError:
+                raise RuntimeError(f"no camera frames: {b.live_state()} "
+                                   f"{b.element_text(SKETCH, 'sketch', '.lcm-kit-line.warning')!r}") from None
+            first = len(b.shown_frames())
             b.page.wait_for_timeout(seconds * 1000)
-            state = b.live_state()
+            shown = b.shown_frames()[first - 1:]
             b.command("LCMKit.Live.Toggle")
             b.page.wait_for_timeout(500)
-            shown = [h for h in state["history"] if h.get("at") is not None][-(state["stats"]["frames"] - first):]
             live_fps = (len(shown) - 1) / ((shown[-1]["at"] - shown[0]["at"]) / 1000.0)
             sketches = {}
             for body in b.queued_ids.values():

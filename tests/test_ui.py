@@ -303,7 +303,7 @@ def test_a_live_preview_inside_a_subgraph_stays_live_and_shows_its_frame(live_pa
     after = b.wait_settled(after=before["latest"])
     inner = f"{outer}:{LIVE_NODE}"
     assert after["on"] and after["error"] is None, after
-    assert b.js("(id) => window.lcmKitLive.frames.has(id)", inner), "no frame for the Live Preview in the subgraph"
+    assert [v["shown"] for v in after["views"] if v["id"] == inner] == [after["latest"]], after["views"]
     b.js("""(id) => { const node = window.app.graph.getNodeById(id); window.app.canvas.openSubgraph(node.subgraph, node); }""",
          outer)
     b.next_frames(3)
@@ -311,8 +311,9 @@ def test_a_live_preview_inside_a_subgraph_stays_live_and_shows_its_frame(live_pa
         box = b.js("""() => { const g = window.app.canvas.graph;
             const n = g.nodes.find((x) => x.comfyClass === 'LCMKitLivePreview');
             const el = n.widgets.find((w) => w.name === 'lcm_kit_live_view').element.querySelector('canvas.lcm-kit-frame');
-            const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, el.width]; }""")
+            const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, el.width, el.dataset.promptId]; }""")
         assert box[4] > 0, "the frame canvas is empty"
+        assert box[5] == after["latest"], "the subgraph's Live Preview does not show the edit's frame"
         assert ink(screenshot(b), box[:4]) > 200, f"no frame on screen in {box[:4]}"
     finally:
         b.js("() => window.app.canvas.setGraph(window.app.rootGraph ?? window.app.graph)")

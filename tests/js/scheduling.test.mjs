@@ -174,7 +174,6 @@ test("latency counts from the edit, compute from the server's run; frames of old
     await live.onFrame(frameMeta("p2", 99), new Blob());   // older prompt, after the newer frame: dropped
     assert.equal(live.frames.get("8").meta.prompt_id, "p3");
     assert.equal(live.stats.dropped, 1);
-    assert.deepEqual(live.history.map((h) => h.promptId), ["p1", "p3"]);
 });
 
 test("a prompt the server refuses shows its error; the next edit that runs clears it", async () => {

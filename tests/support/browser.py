@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -41,6 +42,41 @@ SET_WIDGET = """([path, name, value]) => {
     let graph = window.app.rootGraph ?? window.app.graph, node = null;
     for (const id of path.split(':')) { node = graph.getNodeById(Number(id)); graph = node?.subgraph; }
     const w = node.widgets.find((x) => x.name === name); w.value = value; w.callback?.(value); }"""
+
+
+# What the tests observe of live mode, all from outside the pack: the requests the page sends (POST /prompt and
+# /queue), the server's websocket messages, and the Live Preview nodes as a user sees them. SHOWN_FRAMES (a
+# script of the tests, added to the page before it loads) records each frame a Live Preview's canvas shows, with the
+# readout line beside it at that moment.
+SHOWN_FRAMES = """(() => { const shown = window.__lcmKitTestShown = [];
+    new MutationObserver((records) => { for (const r of records) { const c = r.target;
+        if (!c.matches?.('canvas.lcm-kit-frame') || !c.dataset.promptId) continue;
+        const readout = c.closest('.lcm-kit-live')?.querySelector('.lcm-kit-readout')?.textContent ?? '';
+        shown.push({ promptId: c.dataset.promptId, frame: Number(c.dataset.frame), at: performance.now(), readout }); } })
+    .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-frame', 'data-prompt-id'] }); })()"""
+# Every Live Preview node (also inside subgraphs, under its execution id "12:5"): its readout, its error and the
+# prompt whose frame its canvas shows, read from the elements its view draws.
+LIVE_VIEWS = """() => { const out = [];
+    const walk = (graph, prefix) => { for (const n of graph?.nodes ?? graph?._nodes ?? []) {
+        const el = n.comfyClass === 'LCMKitLivePreview'
+            ? n.widgets?.find((w) => w.name === 'lcm_kit_live_view')?.element : null;
+        if (el) { const error = el.querySelector('.lcm-kit-line.error'), canvas = el.querySelector('canvas.lcm-kit-frame');
+            out.push({ id: prefix + n.id, readout: el.querySelector('.lcm-kit-readout')?.textContent ?? '',
+                       error: error && error.style.display !== 'none' ? error.textContent : '',
+                       shown: canvas?.dataset.promptId || null }); }
+        if (n.subgraph) walk(n.subgraph, `${prefix}${n.id}:`); } };
+    walk(window.app.rootGraph ?? window.app.graph, ''); return out; }"""
+# The readout's "frame 850 ms after your edit (run 600 ms)" (js/readout.js formatDuration: ms, then 1.2 s, 12 s).
+READOUT_TIMES = re.compile(r"frame ([\d.]+) (ms|s) after (?:your edit|capture)(?: \(run ([\d.]+) (ms|s)\))?")
+
+
+def readout_times(readout: str) -> tuple[float | None, float | None]:
+    """(latency ms, compute ms) as a Live Preview's readout line shows them, None where it shows none."""
+    m = READOUT_TIMES.search(readout)
+    if not m:
+        return None, None
+    ms = lambda value, unit: float(value) * (1000 if unit == "s" else 1)  # noqa: E731
+    return ms(m[1], m[2]), (ms(m[3], m[4]) if m[3] else None)
 
 
 def newest_frontend_root() -> Path | None:
@@ -175,6 +211,10 @@ class Browser:
         self.queued: list[dict] = []
         self.queued_ids: dict[str, dict] = {}   # prompt id (from the server's answer) -> the request body
         self.dialogs: list[str] = []            # alert/confirm/prompt messages the page opened
+        # POST /prompt in the order the page sent them: {"body", "done", "id" (the server's answer) or "rejected"}
+        self.prompt_posts: list[dict] = []
+        self.withdrawn: list[str] = []          # prompt ids the page deleted from the queue (POST /queue)
+        self.server_events: list[dict] = []     # the server's JSON websocket messages to this page, in order
 
     def __enter__(self) -> "Browser":
         from playwright.sync_api import sync_playwright
@@ -185,6 +225,9 @@ class Browser:
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("request", self._on_request)
         self.page.on("requestfinished", self._on_request_finished)
+        self.page.on("requestfailed", self._on_request_finished)
+        self.page.on("websocket", lambda ws: ws.on("framereceived", self._on_server_message))
+        self.page.add_init_script(SHOWN_FRAMES)
         self.page.on("dialog", self._on_dialog)
         # Nothing but the server under test.
         self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(self.url)
@@ -192,8 +235,9 @@ class Browser:
         self.page.goto(self.url + "/", wait_until="domcontentloaded", timeout=120_000)
         # The frontend sets window.app before it opens its first workflow (the default one, as a tab):
         # a workflow loaded earlier is replaced by it seconds later on a busy machine, and live mode stops.
-        self.page.wait_for_function("() => window.app?.graph && window.lcmKitLive && window.app.canvas"
-                                    " && window.app.extensionManager?.workflow?.activeWorkflow", timeout=120_000)
+        self.page.wait_for_function("() => window.app?.graph && window.app.canvas"
+                                    " && window.app.extensionManager?.workflow?.activeWorkflow"
+                                    " && window.app.extensions?.some((e) => e.name === 'LCMKit.Live')", timeout=120_000)
         return self
 
     def __exit__(self, *exc):
@@ -203,20 +247,43 @@ class Browser:
             self._pw.stop()
 
     def _on_request(self, request) -> None:
-        if request.method == "POST" and request.url.split("?")[0].endswith("/prompt"):
+        if request.method != "POST":
+            return
+        path = request.url.split("?")[0]
+        try:
+            body = request.post_data_json
+        except Exception:   # a non-JSON body: the server answers it with a 400
+            body = None
+        if path.endswith("/prompt"):
+            if body is not None:
+                self.queued.append(body)
+            self.prompt_posts.append({"request": request, "body": body, "done": False, "id": None, "rejected": False})
+        elif path.endswith("/queue") and isinstance(body, dict):
+            self.withdrawn += body.get("delete", [])
+
+    def _on_server_message(self, payload) -> None:
+        if isinstance(payload, str):
             try:
-                self.queued.append(request.post_data_json)
-            except Exception:   # a non-JSON body: the server answers it with a 400
-                pass
+                message = json.loads(payload)
+            except ValueError:
+                return
+            if isinstance(message, dict) and isinstance(message.get("data"), dict):
+                self.server_events.append(message)
 
     def _on_request_finished(self, request) -> None:
-        if request.method == "POST" and request.url.split("?")[0].endswith("/prompt"):
-            try:
-                body, answer = request.post_data_json, request.response().json()
-            except Exception:   # a rejected or non-JSON prompt
-                return
-            if isinstance(answer, dict) and answer.get("prompt_id"):
-                self.queued_ids[answer["prompt_id"]] = body
+        post = next((p for p in self.prompt_posts if p["request"] is request), None)
+        if post is None:
+            return
+        try:
+            answer = request.response().json()
+        except Exception:   # failed, or not JSON
+            answer = None
+        post["done"] = True
+        if isinstance(answer, dict) and answer.get("prompt_id"):
+            post["id"] = answer["prompt_id"]
+            self.queued_ids[answer["prompt_id"]] = post["body"]
+        else:
+            post["rejected"] = True
 
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
@@ -270,7 +337,7 @@ class Browser:
         """Switch live mode on or off with the command (as the command palette does), if it is not so already."""
         if self.live_state()["on"] != on:
             self.command("LCMKit.Live.Toggle")
-        assert self.live_state()["on"] == on
+        self.wait_until(lambda: self.live_state()["on"] == on, 5, f"the readout saying live {'on' if on else 'off'}")
 
     def set_debounce(self, ms: int) -> None:
         """The live mode's debounce setting (LCMKit.Live.DebounceMs), as the settings dialog sets it."""
@@ -378,25 +445,88 @@ class Browser:
         return self.js("(id) => window.app.graph.getNodeById(id).widgets.find((x) => x.name === 'text').value",
                        node_id)
 
+    def live_views(self) -> list[dict]:
+        """Every Live Preview node as a user sees it: {id, readout, error, shown (the prompt whose frame it shows)}."""
+        return self.js(LIVE_VIEWS)
+
+    def shown_frames(self) -> list[dict]:
+        """Each frame a Live Preview's canvas showed since the page loaded, oldest first: {promptId, frame, at
+        (performance.now() in the page), readout, latencyMs and computeMs (as the readout showed them), seq (the
+        prompt's place among the page's POST /prompt)}."""
+        order = {p["id"]: i for i, p in enumerate(self.prompt_posts) if p["id"]}
+        shown = self.js("() => window.__lcmKitTestShown ?? []")
+        for h in shown:
+            h["latencyMs"], h["computeMs"] = readout_times(h["readout"])
+            h["seq"] = order.get(h["promptId"])
+        return shown
+
     def live_state(self) -> dict:
-        # latest: the newest queued prompt's id, or "rejected-<n>" after the server refused the n-th prompt
-        return self.js("""() => { const l = window.lcmKitLive; return {
-            on: l.on, latest: l.latest ?? (l.stats.rejected ? `rejected-${l.stats.rejected}` : null), inflight: [...l.inflight], stats: {...l.stats}, error: l.error,
-            queuing: l.queuing || l.firstChangeAt != null,   // an edit not queued yet, or being queued
-            running: [...l.inflight].filter((id) => l.prompts.get(id)?.startedAt),
-            history: l.history.slice(-20), fps: l.fps(), latencyMs: l.latencyMs, computeMs: l.computeMs }; }""")
+        """Live mode as this page shows it and as the server and the network see it:
+        on: the first Live Preview's readout says "● live"; error: the error a Live Preview shows ("" -> None);
+        latest: the newest answered POST /prompt's id, or "rejected-<n>" when the server refused it (the n-th refusal);
+        queuing: a POST /prompt under way; inflight: queued prompts the server has not finished (withdrawn ones that
+        never started excepted); running: those the server started; stats: counts of prompts queued, rejected,
+        withdrawn (cancelled), interrupted by the server, frames the server sent for the page's prompts, and failed;
+        history: the frames shown (shown_frames)."""
+        views = self.live_views()
+        started, finished, errors, frames = set(), {}, 0, 0
+        ours = {p["id"] for p in self.prompt_posts if p["id"]}
+        for m in self.server_events:
+            pid = m["data"].get("prompt_id")
+            if pid not in ours:
+                continue
+            if m["type"] == "execution_start":
+                started.add(pid)
+            elif m["type"] in ("execution_success", "execution_error", "execution_interrupted"):
+                finished[pid] = m["type"].removeprefix("execution_")
+                errors += m["type"] == "execution_error"
+            elif m["type"] == "lcm_kit.live_frame":
+                frames += 1
+        latest, rejected = None, 0
+        for post in self.prompt_posts:
+            if post["done"]:
+                rejected += post["rejected"]
+                latest = f"rejected-{rejected}" if post["rejected"] else post["id"]
+        withdrawn = set(self.withdrawn)
+        inflight = [pid for pid in ours if pid not in finished and (pid in started or pid not in withdrawn)]
+        error = next((v["error"] for v in views if v["error"]), None)
+        return {"on": bool(views) and views[0]["readout"].startswith("● live"), "latest": latest,
+                "finished": finished.get(latest), "error": error, "views": views,
+                "queuing": any(not p["done"] for p in self.prompt_posts), "inflight": inflight,
+                "running": [pid for pid in inflight if pid in started],
+                "stats": {"queued": len(ours), "rejected": rejected, "cancelled": len(withdrawn),
+                          "interrupted": sum(v == "interrupted" for v in finished.values()), "frames": frames,
+                          "errors": errors},
+                "history": self.shown_frames()}
+
+    def graph_is_queued(self) -> bool:
+        """Whether the newest prompt the page sent is the graph as it is now (no edit waits for its debounce): each
+        node of that prompt has the inputs the frontend's own app.graphToPrompt gives now."""
+        posted = next((p["body"] for p in reversed(self.prompt_posts) if p["done"]), None)
+        if not isinstance(posted, dict):
+            return False
+        now = self.js("async () => (await window.app.graphToPrompt()).output")
+        return all(now.get(nid, {}).get("inputs") == node.get("inputs") for nid, node in posted["prompt"].items())
 
     def wait_settled(self, after: str | None = None, timeout: float = 240.0) -> dict:
-        """Wait until the newest queued prompt (a newer one than `after`, a `latest` of live_state) has
-        finished and its frame (or error) is in, or the server refused it (its error is in)."""
+        """Wait until live mode has caught up with the graph: the newest prompt the page sent (newer than `after`, a
+        `latest` of live_state) is the graph as it is now, the server finished it and every earlier one, and a Live
+        Preview shows its frame, or its error (a refused or failed prompt)."""
         def settled():
             s = self.live_state()
-            done = not s["inflight"] and not s["queuing"] and (s["error"] or (s["history"] and s["history"][-1]["promptId"] == s["latest"]))
-            return s if s["latest"] and s["latest"] != after and done else None
+            if not s["latest"] or s["latest"] == after or s["queuing"] or s["inflight"]:
+                return None
+            if s["latest"].startswith("rejected-") or s["finished"] == "error":
+                done = bool(s["error"])
+            else:
+                done = s["finished"] == "interrupted" or any(v["shown"] == s["latest"] for v in s["views"])
+            return s if done and self.graph_is_queued() else None
         try:
             return self.wait_until(settled, timeout, "live mode settling")
         except TimeoutError as e:
-            raise TimeoutError(f"{e}: {self.live_state()}") from None
+            state = self.live_state()
+            state.pop("history")
+            raise TimeoutError(f"{e}: {state}") from None
 
     def queued_texts(self) -> dict[str, str]:
         """{prompt_id: positive prompt text} of every prompt the page queued (the server names the id)."""

@@ -47,13 +47,13 @@ SET_WIDGET = """([path, name, value]) => {
 # What the tests observe of live mode, all from outside the pack: the requests the page sends (POST /prompt and
 # /queue), the server's websocket messages, and the Live Preview nodes as a user sees them. SHOWN_FRAMES (a
 # script of the tests, added to the page before it loads) records each frame a Live Preview's canvas shows, with the
-# readout line beside it at that moment.
+# readout line beside it at that moment (js/view.js sets the canvas's data-prompt-id once per frame drawn).
 SHOWN_FRAMES = """(() => { const shown = window.__lcmKitTestShown = [];
     new MutationObserver((records) => { for (const r of records) { const c = r.target;
         if (!c.matches?.('canvas.lcm-kit-frame') || !c.dataset.promptId) continue;
         const readout = c.closest('.lcm-kit-live')?.querySelector('.lcm-kit-readout')?.textContent ?? '';
         shown.push({ promptId: c.dataset.promptId, frame: Number(c.dataset.frame), at: performance.now(), readout }); } })
-    .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-frame', 'data-prompt-id'] }); })()"""
+    .observe(document, { subtree: true, attributes: true, attributeFilter: ['data-prompt-id'] }); })()"""
 # Every Live Preview node (also inside subgraphs, under its execution id "12:5"): its readout, its error and the
 # prompt whose frame its canvas shows, read from the elements its view draws.
 LIVE_VIEWS = """() => { const out = [];

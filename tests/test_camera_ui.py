@@ -62,7 +62,7 @@ def test_camera_denied_says_so_then_allowed_streams_frames_that_stop_with_live_o
         b.command("LCMKit.Live.Toggle")
         b.wait_until(lambda: b.element_text(SKETCH, "sketch", mirror) == "", 5, "the camera stopping")
         # the camera's picture no longer reaches the sketch, and nothing more is queued
-        pad_box = b.element_box(SKETCH, "sketch", "canvas")
+        pad_box = b.element_box(SKETCH, "sketch", ".lcm-kit-stage canvas")
         still, queued = b.screenshot().crop(pad_box), len(b.queued)
         b.page.wait_for_timeout(800)
         assert ImageChops.difference(still, b.screenshot().crop(pad_box)).getbbox() is None, "the sketch still changes"

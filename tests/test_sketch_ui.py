@@ -164,8 +164,9 @@ def canvas_digest(b) -> list[int]:
 def test_a_saved_workflow_reopens_with_its_sketch(page):
     b = page
     b.command("LCMKit.Live.Toggle")               # live off: loading graphs must not queue
+    unsaved = sketch_value(b)
     b.stroke(canvas_box(b), DIAGONAL, step_ms=0)
-    b.page.wait_for_timeout(100)
+    b.wait_until(lambda: sketch_value(b) != unsaved, 10, "the stroke reaching the sketch widget")
     saved = b.js("() => JSON.parse(JSON.stringify(window.app.graph.serialize()))")
     value, digest = sketch_value(b), canvas_digest(b)
     assert next(n for n in saved["nodes"] if n["id"] == SKETCH)["widgets_values"][3] == value
@@ -174,8 +175,8 @@ def test_a_saved_workflow_reopens_with_its_sketch(page):
     b.show_node(SKETCH, scale=0.9)
     b.page.wait_for_function("(id) => window.app.graph.getNodeById(id)?.widgets?.find((w) => w.name === 'sketch')"
                              "?.value?.length > 0", arg=SKETCH, timeout=10_000)
-    b.page.wait_for_timeout(300)
-    assert sketch_value(b) == value and canvas_digest(b) == digest
+    # the saved PNG is decoded and drawn onto the canvas a moment after the value is set
+    b.wait_until(lambda: sketch_value(b) == value and canvas_digest(b) == digest, 10, "the saved sketch drawn again")
     assert ink_in(b, canvas_box(b)) > 150
     b.command("LCMKit.Live.Toggle")
 
@@ -194,16 +195,16 @@ def test_an_oversized_sketch_is_not_sent_nor_saved_and_the_node_says_so(page):
         for (let i = 0; i < d.data.length; i++) d.data[i] = (Math.random() * 256) | 0; ctx.putImageData(d, 0, 0); }""",
          SKETCH)
     b.stroke(canvas_box(b), ARC, step_ms=0)
-    b.page.wait_for_timeout(200)
-    message = b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning")
+    message = b.wait_until(lambda: b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning"), 10,
+                           "the node saying the sketch is too big")
     assert "over the 4.0 MB" in message and "NOT sent" in message and "NOT saved" in message, message
     assert ink_in(b, b.element_box(SKETCH, "sketch", ".lcm-kit-line.warning"), background=(0, 0, 0)) > 50
     prompt = b.js("async () => (await window.app.graphToPrompt())")
     assert prompt["output"][str(SKETCH)]["inputs"]["sketch"] == ""
     assert next(n for n in prompt["workflow"]["nodes"] if n["id"] == SKETCH)["widgets_values"][3] == ""
     b.js(set_size, [SKETCH, 128])
-    b.page.wait_for_timeout(100)
-    assert sketch_value(b).startswith("data:image/png;base64,")     # small again: sent and saved
+    b.wait_until(lambda: sketch_value(b).startswith("data:image/png;base64,"), 10,   # small again: sent and saved
+                 "the small sketch in the widget again")
     assert b.element_text(SKETCH, "sketch", ".lcm-kit-line.warning") == ""
     b.command("LCMKit.Live.Toggle")
 

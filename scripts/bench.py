@@ -33,7 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 import logging  # noqa: E402
 
-
 from support import comfy_env, tiny_models  # noqa: E402
 
 STEPS = (1, 2, 4, 8)

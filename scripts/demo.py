@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 import logging  # noqa: E402
 
-
 from support import comfy_env, tiny_models  # noqa: E402
 from support.workflows import ui_to_api  # noqa: E402
 

@@ -84,10 +84,7 @@ def check_queued_schedule(node_class, **values) -> bool:
     preset_steps = lcm_math.STEP_PRESETS.get(steps_preset)
     if preset_steps:
         known["steps"] = preset_steps
-    needed = [n for n in ("steps", "strength", "original_inference_steps", "sampler", "timesteps", "recipe")
-              if n in values or n in ("timesteps", "recipe")]
-    defaults = {"sampler": "lcm", "timesteps": "", "recipe": lcm_math.RECIPE_NONE}
-    if any(values.get(n, defaults.get(n)) is None for n in needed):
+    if None in values.values():   # a linked value: the whole schedule is checked at run time
         return True
     try:
         lcm_math.plan_schedule(known.get("sampler", "lcm"), 0.3, known["steps"], known["strength"],

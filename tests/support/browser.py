@@ -208,8 +208,6 @@ class Browser:
         self.url = url
         self.extra_args = list(extra_args)
         self.console_errors: list[str] = []
-        self.queued: list[dict] = []
-        self.queued_ids: dict[str, dict] = {}   # prompt id (from the server's answer) -> the request body
         self.dialogs: list[str] = []            # alert/confirm/prompt messages the page opened
         # POST /prompt in the order the page sent them: {"body", "done", "id" (the server's answer) or "rejected"}
         self.prompt_posts: list[dict] = []
@@ -255,11 +253,19 @@ class Browser:
         except Exception:   # a non-JSON body: the server answers it with a 400
             body = None
         if path.endswith("/prompt"):
-            if body is not None:
-                self.queued.append(body)
             self.prompt_posts.append({"request": request, "body": body, "done": False, "id": None, "rejected": False})
         elif path.endswith("/queue") and isinstance(body, dict):
             self.withdrawn += body.get("delete", [])
+
+    @property
+    def queued(self) -> list[dict]:
+        """The body of every POST /prompt the page sent (a non-JSON one excepted), in order."""
+        return [p["body"] for p in self.prompt_posts if p["body"] is not None]
+
+    @property
+    def queued_ids(self) -> dict[str, dict]:
+        """{prompt id (from the server's answer): the request body} of every prompt the server took."""
+        return {p["id"]: p["body"] for p in self.prompt_posts if p["id"]}
 
     def _on_server_message(self, payload) -> None:
         if isinstance(payload, str):
@@ -281,7 +287,6 @@ class Browser:
         post["done"] = True
         if isinstance(answer, dict) and answer.get("prompt_id"):
             post["id"] = answer["prompt_id"]
-            self.queued_ids[answer["prompt_id"]] = post["body"]
         else:
             post["rejected"] = True
 
